@@ -1,0 +1,45 @@
+use thiserror::Error;
+
+/// Errors of the engine.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// LanceDB or Lance failed.
+    #[error("lance: {0}")]
+    Lance(#[from] lancedb::Error),
+    /// Arrow data did not have the expected shape.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// Table schema or metadata problem (including a model mismatch).
+    #[error(transparent)]
+    Schema(#[from] lancet_schemas::Error),
+    /// Encoder problem.
+    #[error(transparent)]
+    Encoder(#[from] lancet_udf::Error),
+    /// The named table does not exist.
+    #[error("no table `{name}` in {db} (tables: {available}); run `lancet index` first or pick one with --table")]
+    TableNotFound {
+        /// Requested table.
+        name: String,
+        /// Database location.
+        db: String,
+        /// Existing tables, comma-separated.
+        available: String,
+    },
+    /// A table of that name exists already.
+    #[error("table `{0}` already exists")]
+    TableExists(String),
+    /// A parameter out of range or inconsistent with the table.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// File-system problem outside Lance.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path involved.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,155 @@
+use crate::{ChunkTable, Result};
+use lancedb::index::scalar::{BTreeIndexBuilder, BitmapIndexBuilder};
+use lancedb::index::vector::{IvfFlatIndexBuilder, IvfHnswSqIndexBuilder, IvfPqIndexBuilder};
+use lancedb::index::Index;
+use lancedb::DistanceType;
+use lancet_schemas::columns as col;
+
+/// The ANN index kept on the Matryoshka prefix column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnnIndexKind {
+    /// IVF with exact fp16 distances inside the probed partitions. At 128-d a vector is
+    /// 256 bytes, so scanning a few partitions is cheap and loses nothing to
+    /// quantisation; the full-width re-rank then fixes the order.
+    #[default]
+    IvfFlat,
+    /// IVF partitions, each an HNSW graph over 8-bit scalar-quantised vectors.
+    IvfHnswSq,
+    /// IVF with product quantisation (`sub_vectors` sub-vectors of 8 bits).
+    IvfPq {
+        /// Number of sub-vectors; must divide the prefix width.
+        sub_vectors: u32,
+    },
+}
+
+/// How a table's indexes are chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexOptions {
+    /// Kind of ANN index on the prefix column.
+    pub kind: AnnIndexKind,
+    /// Below this many rows no ANN index is built and searches scan the prefix column
+    /// (exact, and fast at that size).
+    pub min_rows_for_ann: usize,
+    /// IVF partitions; `None` picks about sqrt(rows).
+    pub num_partitions: Option<u32>,
+    /// Build scalar indexes on the filter columns (path, language, repo) and the key.
+    pub scalar_indexes: bool,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            kind: AnnIndexKind::default(),
+            min_rows_for_ann: 10_000,
+            num_partitions: None,
+            scalar_indexes: true,
+        }
+    }
+}
+
+/// What [`ChunkTable::ensure_indexes`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Indexes created, by column.
+    pub created: Vec<String>,
+    /// Whether the ANN index exists after the call.
+    pub ann_ready: bool,
+}
+
+fn partitions_for(rows: usize) -> u32 {
+    ((rows as f64).sqrt().round() as u32).clamp(1, 8192)
+}
+
+impl IndexOptions {
+    fn ann_index(&self, rows: usize) -> Index {
+        let partitions = self.num_partitions.unwrap_or_else(|| partitions_for(rows));
+        match self.kind {
+            AnnIndexKind::IvfFlat => Index::IvfFlat(
+                IvfFlatIndexBuilder::default()
+                    .distance_type(DistanceType::Cosine)
+                    .num_partitions(partitions),
+            ),
+            AnnIndexKind::IvfHnswSq => Index::IvfHnswSq(
+                IvfHnswSqIndexBuilder::default()
+                    .distance_type(DistanceType::Cosine)
+                    .num_partitions(partitions.div_ceil(64).max(1)),
+            ),
+            AnnIndexKind::IvfPq { sub_vectors } => Index::IvfPq(
+                IvfPqIndexBuilder::default()
+                    .distance_type(DistanceType::Cosine)
+                    .num_partitions(partitions)
+                    .num_sub_vectors(sub_vectors),
+            ),
+        }
+    }
+}
+
+impl ChunkTable {
+    /// Names of the columns that carry an index.
+    pub async fn indexed_columns(&self) -> Result<Vec<String>> {
+        let indices = self.table.list_indices().await?;
+        Ok(indices.into_iter().flat_map(|i| i.columns).collect())
+    }
+
+    /// Creates the indexes the table should have and does not: scalar indexes on the key
+    /// and filter columns, and the ANN index on the prefix column once the table holds
+    /// `options.min_rows_for_ann` rows. Existing indexes are left to
+    /// [`Self::optimize`], which folds new rows into them.
+    pub async fn ensure_indexes(&self, options: &IndexOptions) -> Result<IndexReport> {
+        let rows = self.count(None).await?;
+        let existing = self.indexed_columns().await?;
+        let mut report = IndexReport::default();
+        if rows == 0 {
+            report.ann_ready = existing.iter().any(|c| c == &self.prefix_column);
+            return Ok(report);
+        }
+        if options.scalar_indexes {
+            let scalar: [(&str, Index); 5] = [
+                (col::CHUNK_ID, Index::BTree(BTreeIndexBuilder::default())),
+                (col::PATH, Index::BTree(BTreeIndexBuilder::default())),
+                (col::CONTENT_HASH, Index::BTree(BTreeIndexBuilder::default())),
+                (col::LANGUAGE, Index::Bitmap(BitmapIndexBuilder::default())),
+                (col::REPO, Index::Bitmap(BitmapIndexBuilder::default())),
+            ];
+            for (column, index) in scalar {
+                if !existing.iter().any(|c| c == column) {
+                    self.table.create_index(&[column], index).execute().await?;
+                    report.created.push(column.to_string());
+                }
+            }
+        }
+        let has_ann = existing.iter().any(|c| c == &self.prefix_column);
+        if !has_ann && rows >= options.min_rows_for_ann {
+            self.table
+                .create_index(&[self.prefix_column.as_str()], options.ann_index(rows))
+                .execute()
+                .await?;
+            report.created.push(self.prefix_column.clone());
+            report.ann_ready = true;
+        } else {
+            report.ann_ready = has_ann;
+        }
+        Ok(report)
+    }
+
+    /// Compacts small files, folds new rows into the indexes, prunes old versions, and
+    /// creates indexes that are due (see [`Self::ensure_indexes`]).
+    pub async fn optimize(&self, options: &IndexOptions) -> Result<IndexReport> {
+        self.table
+            .optimize(lancedb::table::OptimizeAction::All)
+            .await?;
+        self.ensure_indexes(options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_grow_with_the_square_root() {
+        assert_eq!(partitions_for(1), 1);
+        assert_eq!(partitions_for(20_000), 141);
+        assert_eq!(partitions_for(1_000_000), 1000);
+    }
+}

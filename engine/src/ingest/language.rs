@@ -1,0 +1,131 @@
+//! Language detection by file name and extension, extensible by configuration.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Maps file names and extensions to language names.
+#[derive(Debug, Clone)]
+pub struct LanguageMap {
+    by_extension: HashMap<String, String>,
+    by_name: HashMap<String, String>,
+}
+
+const EXTENSIONS: &[(&str, &[&str])] = &[
+    ("rust", &["rs"]),
+    ("python", &["py", "pyi", "pyw"]),
+    ("javascript", &["js", "mjs", "cjs", "jsx"]),
+    ("typescript", &["ts", "mts", "cts"]),
+    ("tsx", &["tsx"]),
+    ("go", &["go"]),
+    ("java", &["java"]),
+    ("c", &["c", "h"]),
+    ("cpp", &["cc", "cpp", "cxx", "c++", "hpp", "hh", "hxx", "h++", "ipp", "inl"]),
+    ("csharp", &["cs"]),
+    ("ruby", &["rb", "rake", "gemspec"]),
+    ("php", &["php"]),
+    ("kotlin", &["kt", "kts"]),
+    ("swift", &["swift"]),
+    ("scala", &["scala", "sc"]),
+    ("shell", &["sh", "bash", "zsh", "fish", "ksh"]),
+    ("sql", &["sql"]),
+    ("markdown", &["md", "markdown", "mdx"]),
+    ("toml", &["toml"]),
+    ("yaml", &["yaml", "yml"]),
+    ("json", &["json", "jsonc", "json5"]),
+    ("lua", &["lua"]),
+    ("haskell", &["hs"]),
+    ("elixir", &["ex", "exs"]),
+    ("erlang", &["erl", "hrl"]),
+    ("ocaml", &["ml", "mli"]),
+    ("r", &["r"]),
+    ("dart", &["dart"]),
+    ("zig", &["zig"]),
+    ("protobuf", &["proto"]),
+    ("html", &["html", "htm"]),
+    ("css", &["css", "scss", "sass", "less"]),
+    ("vue", &["vue"]),
+    ("svelte", &["svelte"]),
+    ("text", &["txt", "rst", "adoc"]),
+];
+
+const FILE_NAMES: &[(&str, &str)] = &[
+    ("Makefile", "make"),
+    ("makefile", "make"),
+    ("GNUmakefile", "make"),
+    ("Dockerfile", "dockerfile"),
+    ("CMakeLists.txt", "cmake"),
+    ("Rakefile", "ruby"),
+    ("Gemfile", "ruby"),
+    ("BUILD", "starlark"),
+    ("BUILD.bazel", "starlark"),
+    ("WORKSPACE", "starlark"),
+    ("Justfile", "just"),
+];
+
+impl Default for LanguageMap {
+    fn default() -> Self {
+        let mut by_extension = HashMap::new();
+        for (language, extensions) in EXTENSIONS {
+            for ext in *extensions {
+                by_extension.insert(ext.to_string(), language.to_string());
+            }
+        }
+        let by_name = FILE_NAMES
+            .iter()
+            .map(|(n, l)| (n.to_string(), l.to_string()))
+            .collect();
+        LanguageMap {
+            by_extension,
+            by_name,
+        }
+    }
+}
+
+impl LanguageMap {
+    /// Adds or overrides an extension (without the dot, case-insensitive).
+    pub fn add_extension(&mut self, extension: &str, language: &str) {
+        self.by_extension.insert(
+            extension.trim_start_matches('.').to_ascii_lowercase(),
+            language.to_ascii_lowercase(),
+        );
+    }
+
+    /// Parses `ext=language` pairs (as given on the command line) and adds them.
+    pub fn add_mapping(&mut self, mapping: &str) -> Result<(), String> {
+        let (ext, lang) = mapping
+            .split_once('=')
+            .filter(|(e, l)| !e.trim().is_empty() && !l.trim().is_empty())
+            .ok_or_else(|| format!("`{mapping}` is not of the form EXT=LANGUAGE"))?;
+        self.add_extension(ext.trim(), lang.trim());
+        Ok(())
+    }
+
+    /// The language of `path`, if known.
+    pub fn detect(&self, path: &Path) -> Option<&str> {
+        let name = path.file_name()?.to_str()?;
+        if let Some(lang) = self.by_name.get(name) {
+            return Some(lang);
+        }
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        self.by_extension.get(&ext).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_extension_and_name_and_accepts_additions() {
+        let mut map = LanguageMap::default();
+        assert_eq!(map.detect(Path::new("src/main.rs")), Some("rust"));
+        assert_eq!(map.detect(Path::new("a/B.JAVA")), Some("java"));
+        assert_eq!(map.detect(Path::new("x/Makefile")), Some("make"));
+        assert_eq!(map.detect(Path::new("x/component.tsx")), Some("tsx"));
+        assert_eq!(map.detect(Path::new("x/file.unknownext")), None);
+        assert_eq!(map.detect(Path::new("noext")), None);
+        map.add_mapping(".unknownext=Fortran").unwrap();
+        assert_eq!(map.detect(Path::new("x/file.unknownext")), Some("fortran"));
+        assert!(map.add_mapping("nolang").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! Walking a repository: `.gitignore`/`.ignore` rules, hidden files and `.git` skipped,
+//! symlinks not followed, and each file classified as indexable or skipped with a reason.
+
+use super::language::LanguageMap;
+use super::summary::SkipReason;
+use ignore::WalkBuilder;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Folders of vendored or installed third-party code, skipped by default.
+const VENDORED_DIRS: &[&str] = &[
+    "node_modules",
+    "vendor",
+    "third_party",
+    "third-party",
+    "bower_components",
+    "site-packages",
+    ".venv",
+    "venv",
+    "Pods",
+];
+
+/// Lock files: machine-written, large, and useless to search.
+const LOCK_FILES: &[&str] = &[
+    "Cargo.lock",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "Pipfile.lock",
+    "uv.lock",
+    "go.sum",
+    "Gemfile.lock",
+    "composer.lock",
+    "flake.lock",
+    "bun.lockb",
+    "mix.lock",
+    "Package.resolved",
+];
+
+/// What the walk skips and how.
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    /// Files larger than this are skipped.
+    pub max_file_bytes: u64,
+    /// Files with a line longer than this are taken as generated or minified.
+    pub max_line_bytes: usize,
+    /// Skip folders of vendored dependencies.
+    pub skip_vendored: bool,
+    /// Skip lock files.
+    pub skip_lock_files: bool,
+    /// Walk hidden files and folders too (`.git` is always skipped).
+    pub include_hidden: bool,
+    /// Follow symbolic links.
+    pub follow_symlinks: bool,
+    /// File names and extensions that are indexed.
+    pub languages: LanguageMap,
+}
+
+impl Default for WalkOptions {
+    fn default() -> Self {
+        WalkOptions {
+            max_file_bytes: 1 << 20,
+            max_line_bytes: 4096,
+            skip_vendored: true,
+            skip_lock_files: true,
+            include_hidden: false,
+            follow_symlinks: false,
+            languages: LanguageMap::default(),
+        }
+    }
+}
+
+/// A file that passed the walk's checks.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the root, `/`-separated.
+    pub rel_path: String,
+    /// Language.
+    pub language: String,
+    /// Text (decoded lossily when the file is not valid UTF-8).
+    pub text: String,
+    /// The raw bytes' hash.
+    pub hash: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Whether invalid UTF-8 was replaced.
+    pub lossy: bool,
+}
+
+/// One outcome of the walk.
+#[derive(Debug)]
+pub enum WalkItem {
+    /// A file to index.
+    File(SourceFile),
+    /// A file or folder skipped, with the reason.
+    Skipped(SkipReason, PathBuf),
+}
+
+/// Walks `root` and yields every file's outcome. `exclude` (the database folder) is never
+/// entered.
+pub fn walk<'a>(
+    root: &'a Path,
+    options: &'a WalkOptions,
+    exclude: Option<PathBuf>,
+) -> impl Iterator<Item = WalkItem> + 'a {
+    let skip_vendored = options.skip_vendored;
+    let walker = WalkBuilder::new(root)
+        .hidden(!options.include_hidden)
+        .follow_links(options.follow_symlinks)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .ignore(true)
+        .parents(true)
+        .require_git(false)
+        .filter_entry(move |entry| {
+            let name = entry.file_name().to_string_lossy();
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                if name == ".git" {
+                    return false;
+                }
+                if exclude.as_deref() == Some(entry.path()) {
+                    return false;
+                }
+            }
+            true
+        })
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .build();
+    walker.filter_map(move |entry| {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                let path = error_path(&err).unwrap_or_default();
+                return Some(WalkItem::Skipped(SkipReason::Unreadable, path));
+            }
+        };
+        let path = entry.path().to_path_buf();
+        let file_type = entry.file_type()?;
+        if file_type.is_symlink() {
+            return Some(WalkItem::Skipped(SkipReason::Symlink, path));
+        }
+        if file_type.is_dir() {
+            return None;
+        }
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        let vendored = rel
+            .components()
+            .any(|c| VENDORED_DIRS.contains(&c.as_os_str().to_string_lossy().as_ref()));
+        if skip_vendored && vendored {
+            return Some(WalkItem::Skipped(SkipReason::Vendored, path));
+        }
+        Some(classify(&path, rel, options))
+    })
+}
+
+fn error_path(err: &ignore::Error) -> Option<PathBuf> {
+    match err {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        _ => None,
+    }
+}
+
+fn classify(path: &Path, rel: &Path, options: &WalkOptions) -> WalkItem {
+    let skipped = |reason| WalkItem::Skipped(reason, path.to_path_buf());
+    let Some(rel_path) = rel.to_str().map(|s| s.replace('\\', "/")) else {
+        return skipped(SkipReason::NonUtf8Name);
+    };
+    let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if options.skip_lock_files && LOCK_FILES.contains(&name) {
+        return skipped(SkipReason::LockFile);
+    }
+    let Some(language) = options.languages.detect(rel) else {
+        return skipped(SkipReason::UnknownLanguage);
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return skipped(SkipReason::Unreadable);
+    };
+    match file.metadata() {
+        Ok(meta) if meta.len() > options.max_file_bytes => return skipped(SkipReason::TooLarge),
+        Ok(_) => {}
+        Err(_) => return skipped(SkipReason::Unreadable),
+    }
+    // Read at most one byte past the limit: a file that grew since stat is still caught.
+    let mut bytes = Vec::new();
+    if file
+        .by_ref()
+        .take(options.max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return skipped(SkipReason::Unreadable);
+    }
+    if bytes.len() as u64 > options.max_file_bytes {
+        return skipped(SkipReason::TooLarge);
+    }
+    if looks_binary(&bytes) {
+        return skipped(SkipReason::Binary);
+    }
+    if bytes
+        .split(|&b| b == b'\n')
+        .any(|line| line.len() > options.max_line_bytes)
+    {
+        return skipped(SkipReason::Generated);
+    }
+    let hash = blake3::hash(&bytes).to_hex()[..32].to_string();
+    let (text, lossy) = match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
+    };
+    WalkItem::File(SourceFile {
+        rel_path,
+        language: language.to_string(),
+        bytes: text.len() as u64,
+        text,
+        hash,
+        lossy,
+    })
+}
+
+/// A NUL byte in the first 8 KiB marks a binary file (as git and ripgrep decide).
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8192)].contains(&0)
+}

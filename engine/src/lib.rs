@@ -1,0 +1,37 @@
+//! Lancet's engine: the Lance store of code chunks, its indexes and the search.
+//!
+//! The principal types are [`Database`], a folder of Lance tables opened with
+//! [`Database::open`], and [`ChunkTable`], one table of code chunks and their embeddings.
+//! A table records the model that embedded it and refuses any other
+//! ([`ChunkTable::check_encoder`]). Chunks go in with [`ChunkTable::append`],
+//! [`ChunkTable::upsert`] and [`ChunkTable::replace_files`] (one atomic commit per call),
+//! and come out of [`ChunkTable::search`]: a coarse search over the Matryoshka prefix
+//! column, filtered before the vector search, re-ranked at full width.
+#![deny(missing_docs)]
+
+mod batch;
+mod chunk;
+mod database;
+mod error;
+mod filter;
+mod index;
+pub mod ingest;
+mod rerank;
+mod search;
+mod stats;
+pub mod synthetic;
+mod table;
+mod write;
+
+pub use chunk::{Chunk, ChunkEmbedding, EmbeddedChunk};
+pub use database::{Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
+pub use error::{Error, Result};
+pub use filter::Filter;
+pub use index::{AnnIndexKind, IndexOptions, IndexReport};
+pub use lancet_schemas::{TableDims, TableMetadata};
+pub use search::{SearchHit, SearchMode, SearchRequest};
+pub use stats::{IndexState, TableStats};
+pub use table::ChunkTable;
+pub use write::WriteReport;
+
+pub(crate) use lancet_udf::matryoshka::normalize_in_place as normalize;

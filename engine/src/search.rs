@@ -1,0 +1,226 @@
+use crate::batch::{column, column_ref};
+use crate::rerank::{cosine, top_k};
+use crate::{ChunkTable, Error, Filter, Result};
+use arrow_array::{Array, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select, VectorQuery};
+use lancedb::DistanceType;
+use lancet_schemas::{columns as col, fp16_vectors};
+use lancet_udf::matryoshka::truncate_normalize;
+
+/// How the search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    /// ANN over the prefix column for `k * refine` candidates, then exact cosine at full
+    /// width over them.
+    TwoStage {
+        /// Shortlist size as a multiple of `k`.
+        refine: usize,
+    },
+    /// Exact cosine over the full-width column (ground truth; scans the table).
+    Exact,
+}
+
+impl Default for SearchMode {
+    fn default() -> Self {
+        SearchMode::TwoStage { refine: 10 }
+    }
+}
+
+/// A search: a query vector, how many results, and what rows may be returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// Pooled query vector, at least as wide as the table's full width (the encoder's
+    /// raw output is fine: it is truncated and normalised here).
+    pub vector: Vec<f32>,
+    /// Number of results.
+    pub k: usize,
+    /// Rows allowed in the results; applied before the vector search.
+    pub filter: Filter,
+    /// Two-stage or exact.
+    pub mode: SearchMode,
+    /// IVF partitions probed by the coarse search (`None`: Lance's default).
+    pub nprobes: Option<usize>,
+}
+
+impl SearchRequest {
+    /// A two-stage search for the `k` nearest rows to `vector`.
+    pub fn new(vector: Vec<f32>, k: usize) -> Self {
+        SearchRequest {
+            vector,
+            k,
+            filter: Filter::default(),
+            mode: SearchMode::default(),
+            nprobes: None,
+        }
+    }
+
+    /// Sets the filter.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the IVF partitions probed.
+    pub fn nprobes(mut self, nprobes: usize) -> Self {
+        self.nprobes = Some(nprobes);
+        self
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// Chunk id.
+    pub chunk_id: String,
+    /// Repository.
+    pub repo: String,
+    /// Path in the repository.
+    pub path: String,
+    /// Language.
+    pub language: String,
+    /// First line, 1-based.
+    pub start_line: u32,
+    /// Last line, inclusive.
+    pub end_line: u32,
+    /// Byte offset of the start in the file.
+    pub start_byte: u64,
+    /// Byte offset one past the end.
+    pub end_byte: u64,
+    /// Enclosing symbol.
+    pub symbol: Option<String>,
+    /// Syntactic kind.
+    pub kind: String,
+    /// Chunk text.
+    pub text: String,
+    /// Cosine similarity to the query at full width (1 is identical).
+    pub score: f32,
+}
+
+impl ChunkTable {
+    /// Runs a search and returns at most `k` hits, best first.
+    pub async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
+        if request.k == 0 {
+            return Ok(Vec::new());
+        }
+        let query = self.vector_query(request).await?;
+        let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
+        match request.mode {
+            SearchMode::Exact => {
+                let mut hits = Vec::new();
+                for batch in &batches {
+                    let distances = column::<Float32Array>(batch, "_distance")?;
+                    for row in 0..batch.num_rows() {
+                        hits.push(hit_from_row(batch, row, 1.0 - distances.value(row))?);
+                    }
+                }
+                hits.truncate(request.k);
+                Ok(hits)
+            }
+            SearchMode::TwoStage { .. } => {
+                let full = self.full_query(&request.vector)?;
+                let mut scored = Vec::new();
+                for (b, batch) in batches.iter().enumerate() {
+                    let vectors = fp16_vectors(column_ref(batch, col::EMBEDDING)?)?;
+                    for row in 0..batch.num_rows() {
+                        scored.push((b, row, cosine(&full, vectors.row(row))));
+                    }
+                }
+                let scores: Vec<f32> = scored.iter().map(|s| s.2).collect();
+                top_k(&scores, request.k)
+                    .into_iter()
+                    .map(|i| {
+                        let (b, row, score) = scored[i];
+                        hit_from_row(&batches[b], row, score)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The physical plan Lance would run for the coarse (or exact) stage of `request`:
+    /// shows whether the ANN index is used and where the filter sits.
+    pub async fn explain_search(&self, request: &SearchRequest) -> Result<String> {
+        Ok(self.vector_query(request).await?.explain_plan(true).await?)
+    }
+
+    fn full_query(&self, vector: &[f32]) -> Result<Vec<f32>> {
+        let dims = self.metadata.dims;
+        if vector.len() < dims.full {
+            return Err(Error::InvalidArgument(format!(
+                "query vector has {} dimensions, the table needs at least {}",
+                vector.len(),
+                dims.full
+            )));
+        }
+        if vector.iter().any(|x| !x.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "query vector holds NaN or infinite values".into(),
+            ));
+        }
+        Ok(truncate_normalize(vector, dims.full)?)
+    }
+
+    async fn vector_query(&self, request: &SearchRequest) -> Result<VectorQuery> {
+        let full = self.full_query(&request.vector)?;
+        let (query_vector, column_name, limit) = match request.mode {
+            SearchMode::Exact => (full, col::EMBEDDING.to_string(), request.k),
+            SearchMode::TwoStage { refine } => {
+                let prefix = truncate_normalize(&full, self.metadata.dims.prefix)?;
+                let shortlist = request.k.saturating_mul(refine.max(1));
+                (prefix, self.prefix_column.clone(), shortlist)
+            }
+        };
+        // A limit beyond the table only costs memory: cap it at the row count.
+        let limit = limit.min(self.count(None).await?).max(1);
+        let mut columns: Vec<&str> = col::RESULT_COLUMNS.to_vec();
+        if matches!(request.mode, SearchMode::TwoStage { .. }) {
+            columns.push(col::EMBEDDING);
+        }
+        let mut query = self
+            .table
+            .query()
+            .nearest_to(query_vector)?
+            .column(&column_name)
+            .distance_type(DistanceType::Cosine)
+            .limit(limit)
+            .select(Select::columns(&columns));
+        if let Some(filter) = request.filter.to_sql() {
+            query = query.only_if(filter);
+        }
+        if let Some(nprobes) = request.nprobes {
+            query = query.nprobes(nprobes.max(1))?;
+        }
+        if request.mode == SearchMode::Exact {
+            query = query.bypass_vector_index();
+        }
+        Ok(query)
+    }
+}
+
+fn hit_from_row(batch: &RecordBatch, row: usize, score: f32) -> Result<SearchHit> {
+    let text = |name: &str| -> Result<String> {
+        Ok(column::<StringArray>(batch, name)?.value(row).to_string())
+    };
+    let symbol = column::<StringArray>(batch, col::SYMBOL)?;
+    Ok(SearchHit {
+        chunk_id: text(col::CHUNK_ID)?,
+        repo: text(col::REPO)?,
+        path: text(col::PATH)?,
+        language: text(col::LANGUAGE)?,
+        start_line: column::<UInt32Array>(batch, col::START_LINE)?.value(row),
+        end_line: column::<UInt32Array>(batch, col::END_LINE)?.value(row),
+        start_byte: column::<UInt64Array>(batch, col::START_BYTE)?.value(row),
+        end_byte: column::<UInt64Array>(batch, col::END_BYTE)?.value(row),
+        symbol: (!symbol.is_null(row)).then(|| symbol.value(row).to_string()),
+        kind: text(col::KIND)?,
+        text: text(col::TEXT)?,
+        score,
+    })
+}

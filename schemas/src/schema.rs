@@ -1,0 +1,29 @@
+use crate::{columns as col, fp16_vector_type, TableMetadata};
+use arrow_schema::{DataType, Field, Schema};
+
+/// The Arrow schema of a chunk table, carrying `metadata` in its key/value map.
+pub fn chunk_schema(metadata: &TableMetadata) -> Schema {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let fields = vec![
+        text(col::CHUNK_ID, false),
+        text(col::REPO, false),
+        text(col::PATH, false),
+        text(col::LANGUAGE, false),
+        Field::new(col::START_LINE, DataType::UInt32, false),
+        Field::new(col::END_LINE, DataType::UInt32, false),
+        Field::new(col::START_BYTE, DataType::UInt64, false),
+        Field::new(col::END_BYTE, DataType::UInt64, false),
+        text(col::SYMBOL, true),
+        text(col::KIND, false),
+        text(col::TEXT, false),
+        text(col::CONTENT_HASH, false),
+        text(col::FILE_HASH, false),
+        Field::new(col::EMBEDDING, fp16_vector_type(metadata.dims.full), false),
+        Field::new(
+            metadata.dims.prefix_column(),
+            fp16_vector_type(metadata.dims.prefix),
+            false,
+        ),
+    ];
+    Schema::new_with_metadata(fields, metadata.to_map())
+}

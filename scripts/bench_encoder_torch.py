@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Reference throughput: HF transformers (PyTorch, CPU, f32) at the jina-code-embeddings-0.5b
+shapes with random weights, on the same chunk lengths and batching as
+benches/encoder_throughput.rs. Prints one JSON line.
+
+    python3 scripts/bench_encoder_torch.py --chunks 64 --threads 2
+"""
+
+import argparse
+import json
+import time
+
+import torch
+from transformers import Qwen2Config, Qwen2Model
+
+
+def chunk_lengths(n: int, seed: int) -> list[int]:
+    # The same xorshift as benches/encoder_throughput.rs, so both measure the same inputs.
+    mask = (1 << 64) - 1
+    state = (seed + 0x9E3779B97F4A7C15) & mask
+    out = []
+    for _ in range(n):
+        state ^= (state << 13) & mask
+        state ^= state >> 7
+        state ^= (state << 17) & mask
+        out.append(64 + state % 449)
+    return out
+
+
+def batches(lengths: list[int], budget: int) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    out, cur, cur_max = [], [], 0
+    for i in order:
+        m = max(cur_max, lengths[i], 1)
+        if cur and m * (len(cur) + 1) > budget:
+            out.append(cur)
+            cur, cur_max = [], 0
+        cur_max = max(cur_max, lengths[i])
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--chunks", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-tokens", type=int, default=16384)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(7)
+    cfg = Qwen2Config(
+        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+        num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+        rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        attn_implementation="sdpa", torch_dtype="float32",
+    )
+    model = Qwen2Model(cfg).eval()
+    lengths = chunk_lengths(a.chunks, 42)
+    plan = batches(lengths, a.batch_tokens)
+
+    def run(lens):
+        m = max(lens)
+        ids = torch.tensor([[(r * m + j) * 7919 % 151000 for j in range(m)] for r in range(len(lens))])
+        mask = torch.tensor([[1] * n + [0] * (m - n) for n in lens])
+        with torch.inference_mode():
+            h = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            return h[torch.arange(len(lens)), torch.tensor(lens) - 1]
+
+    run([64])
+    start = time.perf_counter()
+    for b in plan:
+        run([lengths[i] for i in b])
+    secs = time.perf_counter() - start
+    tokens = sum(lengths)
+    print(json.dumps({
+        "engine": "transformers-pytorch", "torch": torch.__version__, "dtype": "f32",
+        "device": "cpu", "threads": a.threads, "chunks": a.chunks, "tokens": tokens,
+        "batches": len(plan), "seconds": secs, "tokens_per_second": tokens / secs,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+//! `lancet index PATH`.
+
+use super::locate::{db_for_root, load_encoder};
+use super::Args;
+use anyhow::{Context, Result};
+use clap::Parser;
+use lancet::engine::ingest::{index_directory, IngestOptions, IngestSummary, LanguageMap, WalkOptions};
+use lancet::engine::{Database, IndexOptions, TableDims, TableMetadata};
+use lancet::udf::{EncoderOptions, Encoder};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `lancet index`.
+#[derive(Debug, Parser)]
+pub struct IndexArgs {
+    /// Root of the repository to index.
+    pub path: PathBuf,
+    /// Repository name stored with each chunk (default: the folder's name).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_file_size: u64,
+    /// Skip files with a line longer than this (minified or generated code).
+    #[arg(long, default_value_t = 4096)]
+    pub max_line_length: usize,
+    /// Index vendored dependency folders (node_modules, vendor, third_party, ...).
+    #[arg(long)]
+    pub include_vendored: bool,
+    /// Index lock files (Cargo.lock, package-lock.json, ...).
+    #[arg(long)]
+    pub include_lock_files: bool,
+    /// Index hidden files and folders (`.git` is always skipped).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Follow symbolic links.
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Extra extension mapping, e.g. `--ext f90=fortran` (repeatable).
+    #[arg(long = "ext", value_name = "EXT=LANGUAGE")]
+    pub extensions: Vec<String>,
+    /// Chunk budget in tokens.
+    #[arg(long, default_value_t = 512)]
+    pub chunk_tokens: usize,
+    /// Width of the stored full vector (new tables; at most the model's width).
+    #[arg(long, default_value_t = 768)]
+    pub full_dims: usize,
+    /// Width of the stored Matryoshka prefix (new tables).
+    #[arg(long, default_value_t = 128)]
+    pub prefix_dims: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
+    let root = a
+        .path
+        .canonicalize()
+        .with_context(|| format!("cannot index {}", a.path.display()))?;
+    let mut languages = LanguageMap::default();
+    for mapping in &a.extensions {
+        languages.add_mapping(mapping).map_err(anyhow::Error::msg)?;
+    }
+    let encoder = load_encoder(
+        args,
+        EncoderOptions {
+            max_document_tokens: a.chunk_tokens + 64,
+            ..EncoderOptions::default()
+        },
+    )?;
+    let encoder: Arc<dyn Encoder> = Arc::new(encoder);
+    let db_path = db_for_root(args, &root);
+    let db = Database::open(&db_path).await?;
+    let model_dim = encoder.identity().dim;
+    let dims = TableDims {
+        full: a.full_dims.min(model_dim),
+        prefix: a.prefix_dims.min(a.full_dims.min(model_dim)),
+    };
+    let metadata = TableMetadata::new(encoder.identity().clone(), dims)?;
+    let table = db.open_or_create_table(&args.table, metadata).await?;
+    let options = IngestOptions {
+        repo: a.repo.clone().unwrap_or_else(|| {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "default".into())
+        }),
+        walk: WalkOptions {
+            max_file_bytes: a.max_file_size,
+            max_line_bytes: a.max_line_length,
+            skip_vendored: !a.include_vendored,
+            skip_lock_files: !a.include_lock_files,
+            include_hidden: a.hidden,
+            follow_symlinks: a.follow_symlinks,
+            languages,
+        },
+        chunk_tokens: a.chunk_tokens,
+        exclude: db_path.canonicalize().ok(),
+        ..IngestOptions::default()
+    };
+    let mut progress = |s: &IngestSummary| {
+        eprintln!(
+            "indexed {} files ({} unchanged, {} skipped), {} chunks embedded, {:.1}s",
+            s.files_indexed,
+            s.files_unchanged,
+            s.files_skipped(),
+            s.chunks_embedded,
+            s.elapsed.as_secs_f64()
+        );
+    };
+    let summary = index_directory(&table, encoder, &root, &options, &mut progress).await?;
+    let report = table.ensure_indexes(&IndexOptions::default()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+        println!(
+            "table `{}` in {}: ANN index {}",
+            table.name(),
+            db_path.display(),
+            if report.ann_ready { "ready" } else { "not needed yet (flat search)" }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Finding the database and loading the encoder, shared by the commands.
+
+use super::Args;
+use anyhow::{anyhow, Context, Result};
+use lancet::engine::{ChunkTable, Database, DEFAULT_DB_DIR};
+use lancet::udf::{DeviceSpec, EncoderOptions, QwenEncoder};
+use std::path::{Path, PathBuf};
+
+/// The database of an index job over `root`: `--db`, else `root/.lancet`.
+pub fn db_for_root(args: &Args, root: &Path) -> PathBuf {
+    args.db.clone().unwrap_or_else(|| root.join(DEFAULT_DB_DIR))
+}
+
+/// The database of a query: `--db`, else the nearest `.lancet` above the current folder.
+pub fn existing_db(args: &Args) -> Result<PathBuf> {
+    if let Some(db) = &args.db {
+        if !db.is_dir() {
+            return Err(anyhow!(
+                "no database at {}; create one with `lancet index PATH --db {}`",
+                db.display(),
+                db.display()
+            ));
+        }
+        return Ok(db.clone());
+    }
+    let cwd = std::env::current_dir().context("current directory")?;
+    cwd.ancestors()
+        .map(|dir| dir.join(DEFAULT_DB_DIR))
+        .find(|candidate| candidate.is_dir())
+        .ok_or_else(|| {
+            anyhow!(
+                "no {DEFAULT_DB_DIR} database in {} or above; run `lancet index PATH` first \
+                 or pass --db",
+                cwd.display()
+            )
+        })
+}
+
+/// Opens the query's table.
+pub async fn open_table(args: &Args) -> Result<ChunkTable> {
+    let db = Database::open(existing_db(args)?).await?;
+    Ok(db.open_table(&args.table).await?)
+}
+
+/// Loads the encoder named by `--model` on `--device`.
+pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<QwenEncoder> {
+    let device: DeviceSpec = args.device.parse()?;
+    let encoder = QwenEncoder::load(&args.model, EncoderOptions { device, ..options })
+        .with_context(|| format!("loading model `{}`", args.model))?;
+    Ok(encoder)
+}

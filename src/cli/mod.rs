@@ -1,0 +1,64 @@
+//! Command-line arguments and the dispatch to one module per command.
+
+mod embed;
+mod index;
+mod locate;
+mod output;
+mod search;
+mod status;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Lancet: index source code into Lance tables and search it by meaning.
+#[derive(Debug, Parser)]
+#[command(name = "lancet", version, about)]
+pub struct Args {
+    /// Database folder (default: `.lancet` in the indexed root; for other commands, the
+    /// nearest `.lancet` above the current folder).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Embedding model: a local directory in the Hugging Face layout, or a hub id.
+    #[arg(long, global = true, env = "LANCET_MODEL", default_value = lancet::udf::DEFAULT_MODEL)]
+    pub model: String,
+    /// Device for the model: cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "cpu")]
+    pub device: String,
+    /// Table name.
+    #[arg(long, global = true, default_value = lancet::engine::DEFAULT_TABLE)]
+    pub table: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Index a directory (incrementally: unchanged files are skipped).
+    Index(index::IndexArgs),
+    /// Search the index with a natural-language or code query.
+    Search(search::SearchArgs),
+    /// Show rows, files, model, dimensions, indexes, version and size of a table.
+    Status(status::StatusArgs),
+    /// Compact the table, fold new rows into its indexes and build due indexes.
+    Optimize,
+    /// Print the embedding of each text as a JSON array.
+    Embed(embed::EmbedArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(args: Args) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match &args.command {
+            Command::Index(a) => index::run(&args, a).await,
+            Command::Search(a) => search::run(&args, a).await,
+            Command::Status(a) => status::run(&args, a).await,
+            Command::Optimize => status::optimize(&args).await,
+            Command::Embed(a) => embed::run(&args, a),
+        }
+    })
+}

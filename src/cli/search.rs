@@ -1,0 +1,71 @@
+//! `lancet search QUERY`.
+
+use super::locate::{load_encoder, open_table};
+use super::output::print_hits;
+use super::Args;
+use anyhow::{bail, Result};
+use clap::Parser;
+use lancet::engine::{Filter, SearchMode, SearchRequest};
+use lancet::udf::{EncoderOptions, Encoder, Role, TaskRole};
+
+/// Arguments of `lancet search`.
+#[derive(Debug, Parser)]
+pub struct SearchArgs {
+    /// What to look for: a question, a description, or code.
+    pub query: String,
+    /// Number of results.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Only these languages (repeatable).
+    #[arg(long = "lang")]
+    pub languages: Vec<String>,
+    /// Only paths starting with this prefix.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Only paths matching this glob (`*` any characters, `?` one).
+    #[arg(long)]
+    pub glob: Option<String>,
+    /// Only this repository.
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Task of the query: nl2code, qa, code2code, code2nl, code2completion.
+    #[arg(long, default_value = "nl2code")]
+    pub task: String,
+    /// Shortlist size of the coarse search, as a multiple of k.
+    #[arg(long, default_value_t = 10)]
+    pub refine: usize,
+    /// Exact search at full width (slow; for checking).
+    #[arg(long)]
+    pub exact: bool,
+    /// Print results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: &Args, a: &SearchArgs) -> Result<()> {
+    if a.query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    let task: TaskRole = a.task.parse()?;
+    let task = TaskRole { role: Role::Query, ..task };
+    let table = open_table(args).await?;
+    let encoder = load_encoder(args, EncoderOptions::default())?;
+    table.check_encoder(encoder.identity())?;
+    let embeddings = encoder.encode(&[a.query.as_str()], task)?;
+    let filter = Filter {
+        languages: a.languages.clone(),
+        path_prefix: a.path.clone(),
+        path_glob: a.glob.clone(),
+        repo: a.repo.clone(),
+    };
+    let mode = if a.exact {
+        SearchMode::Exact
+    } else {
+        SearchMode::TwoStage { refine: a.refine }
+    };
+    let request = SearchRequest::new(embeddings.row(0).to_vec(), a.k)
+        .filter(filter)
+        .mode(mode);
+    let hits = table.search(&request).await?;
+    print_hits(&hits, a.json)
+}

@@ -1,0 +1,52 @@
+//! `lancet status` and `lancet optimize`.
+
+use super::locate::open_table;
+use super::Args;
+use anyhow::Result;
+use clap::Parser;
+use lancet::engine::IndexOptions;
+
+/// Arguments of `lancet status`.
+#[derive(Debug, Parser)]
+pub struct StatusArgs {
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
+    let table = open_table(args).await?;
+    let stats = table.stats().await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    println!("table:    {}", stats.name);
+    println!("rows:     {} chunks in {} files ({} repositories)", stats.rows, stats.files, stats.repos);
+    println!("model:    {}", stats.model);
+    println!("vectors:  {}-d fp16 + {}-d prefix", stats.dim_full, stats.dim_prefix);
+    println!("version:  {} (schema {})", stats.version, stats.schema_version);
+    println!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6);
+    if stats.indexes.is_empty() {
+        println!("indexes:  none");
+    }
+    for index in &stats.indexes {
+        println!(
+            "index:    {} on {} ({} rows indexed, {} not yet)",
+            index.index_type, index.column, index.indexed_rows, index.unindexed_rows
+        );
+    }
+    Ok(())
+}
+
+pub async fn optimize(args: &Args) -> Result<()> {
+    let table = open_table(args).await?;
+    let report = table.optimize(&IndexOptions::default()).await?;
+    println!(
+        "optimized `{}` (version {}); indexes created: {}",
+        table.name(),
+        table.version().await?,
+        if report.created.is_empty() { "none".to_string() } else { report.created.join(", ") }
+    );
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The `lancet` binary, end to end, with a tiny model.
+
+use crate::support::tiny_model::write_tiny_model;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lancet(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lancet"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LANCET_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", cwd.join("hf-home"))
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn index_search_status_and_incremental_rerun() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(&repo, "src/lib.rs", "pub fn parse_config(path: &str) -> Config {\n    todo!()\n}\n");
+    write(&repo, "src/server.go", "package main\n\nfunc ServeHTTP() {}\n");
+    write(&repo, "tools/train.py", "def train(model, data):\n    return model.fit(data)\n");
+    write(&repo, "ignored/secret.rs", "fn hidden() {}\n");
+    write(&repo, ".gitignore", "ignored/\n");
+    write(&repo, "image.png", "\u{0}\u{1}binary");
+    let m = model.to_str().unwrap();
+    let r = repo.to_str().unwrap();
+
+    let out = lancet(&["--model", m, "index", r, "--json"], work.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["files_indexed"], 3, "{summary}");
+    assert_eq!(summary["skipped"]["unknown_language"], 1, "{summary}");
+    assert!(summary["chunks_embedded"].as_u64().unwrap() >= 3);
+    assert!(repo.join(".lancet").is_dir());
+
+    // Search from inside the repository finds the database above the current folder.
+    let query = "def train(model, data):\n    return model.fit(data)\n";
+    let out = lancet(
+        &["--model", m, "search", query, "-k", "2", "--json", "--task", "code2code"],
+        &repo.join("src"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 2);
+    let out = lancet(&["--model", m, "search", "fn", "--lang", "go", "--json"], &repo);
+    let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(hits.as_array().unwrap().iter().all(|h| h["language"] == "go"), "{hits}");
+    let out = lancet(&["--model", m, "search", "fn", "--path", "x' OR '1'='1"], &repo);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("no results"));
+    let out = lancet(&["--model", m, "search", "parse config", "-k", "1"], &repo);
+    assert!(stdout(&out).contains(".rs:1-"), "human output shows path:line: {}", stdout(&out));
+
+    let out = lancet(&["status", "--json"], &repo);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["files"], 3);
+
+    // A second run over an unchanged tree embeds nothing.
+    let out = lancet(&["--model", m, "index", r, "--json"], work.path());
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["chunks_embedded"], 0, "{summary}");
+    assert_eq!(summary["files_unchanged"], 3, "{summary}");
+
+    // Edit one file, delete another: exactly those change.
+    write(&repo, "src/lib.rs", "pub fn parse_settings(path: &str) -> Settings {\n    todo!()\n}\n");
+    std::fs::remove_file(repo.join("src/server.go")).unwrap();
+    let out = lancet(&["--model", m, "index", r, "--json"], work.path());
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((summary["files_indexed"].as_u64(), summary["files_deleted"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(summary["files_unchanged"], 1, "{summary}");
+
+    // Another model is refused, naming both.
+    let other = work.path().join("other-model");
+    write_tiny_model(&other, 12);
+    let out = lancet(&["--model", other.to_str().unwrap(), "search", "x"], &repo);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("other-model") && stderr(&out).contains("model@"), "{}", stderr(&out));
+
+    let out = lancet(&["optimize"], &repo);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_missing_model_fails_at_once_and_says_how_to_use_a_local_copy() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("repo")).unwrap();
+    // The default model from the hub, offline and not cached.
+    let out = lancet(&["index", "repo"], work.path());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("jinaai/jina-code-embeddings-0.5b") && err.contains("--model DIR"), "{err}");
+    // A directory that does not exist.
+    let out = lancet(&["--model", "./nope", "embed", "x"], work.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    // No database yet.
+    let out = lancet(&["status"], work.path());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lancet index"), "{}", stderr(&out));
+}
+
+#[test]
+fn embed_prints_normalised_vectors_of_the_asked_width() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 5);
+    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--dims", "16", "a", "b"], work.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Vec<f32>> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for v in &lines {
+        assert_eq!(v.len(), 16);
+        let norm: f32 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--dims", "65", "a"], work.path());
+    assert!(!out.status.success());
+    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--task", "nl2sql", "a"], work.path());
+    assert!(stderr(&out).contains("unknown task"), "{}", stderr(&out));
+}

@@ -1,0 +1,130 @@
+//! The candle Qwen2 encoder on a tiny random model in the real file formats.
+
+use crate::support::tiny_model::{write_tiny_model, HIDDEN};
+use lancet::udf::model::TextTokenizer;
+use lancet::udf::{Encoder, EncoderOptions, ModelFiles, QwenEncoder, Task};
+use std::path::Path;
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn a_text_alone_and_inside_a_padded_batch_gives_the_same_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), 7);
+    let encoder = QwenEncoder::load(dir.path().to_str().unwrap(), EncoderOptions::default()).unwrap();
+    assert_eq!(encoder.identity().dim, HIDDEN);
+    let texts = [
+        "fn main() { println!(\"hello\"); }",
+        "x",
+        "def quicksort(xs):\n    return sorted(xs)  # a much longer input than the others, to force padding",
+        "SELECT * FROM t",
+    ];
+    let batch = encoder.encode(&texts, Task::Nl2Code.document()).unwrap();
+    assert_eq!(batch.len(), texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        let alone = encoder.encode(&[text], Task::Nl2Code.document()).unwrap();
+        let c = cosine(alone.row(0), batch.row(i));
+        assert!(c >= 0.99999, "text {i}: cosine {c}");
+        assert!(batch.row(i).iter().all(|x| x.is_finite()));
+    }
+    // Different texts and different prompts give different vectors.
+    assert!(cosine(batch.row(0), batch.row(3)) < 0.999);
+    let as_query = encoder.encode(&[texts[0]], Task::Nl2Code.query()).unwrap();
+    assert!(cosine(as_query.row(0), batch.row(0)) < 0.999);
+    // An empty text still has a vector.
+    let empty = encoder.encode(&[""], Task::Qa.document()).unwrap();
+    assert!(empty.row(0).iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn long_inputs_are_truncated_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), 7);
+    let options = EncoderOptions { max_document_tokens: 48, ..EncoderOptions::default() };
+    let encoder = QwenEncoder::load(dir.path().to_str().unwrap(), options).unwrap();
+    let long = "a".repeat(500);
+    let out = encoder.encode(&[long.as_str(), "short"], Task::Nl2Code.document()).unwrap();
+    assert_eq!(out.truncated, 1);
+    assert!(out.tokens <= 48 + 48);
+}
+
+#[test]
+fn identity_follows_the_weights_not_the_folder_name() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, c) = (root.path().join("a"), root.path().join("b"), root.path().join("c"));
+    write_tiny_model(&a, 1);
+    write_tiny_model(&b, 1);
+    write_tiny_model(&c, 2);
+    let load = |p: &std::path::Path| QwenEncoder::load(p.to_str().unwrap(), EncoderOptions::default()).unwrap();
+    let (ea, eb, ec) = (load(&a), load(&b), load(&c));
+    assert!(ea.identity().same_model(eb.identity()));
+    assert!(!ea.identity().same_model(ec.identity()));
+}
+
+#[test]
+fn broken_models_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), 3);
+    let path = dir.path().to_str().unwrap().to_string();
+    // Another architecture.
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(dir.path().join("config.json"), config.replace("\"qwen2\"", "\"llama\"")).unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("model_type is `llama`"), "{err}");
+    // Weights that do not match the config.
+    std::fs::write(dir.path().join("config.json"), config.replace("\"hidden_size\": 64", "\"hidden_size\": 96")).unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("do not match its config.json"), "{err}");
+    // Corrupt weights.
+    std::fs::write(dir.path().join("config.json"), &config).unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("cannot read weights"), "{err}");
+    // Corrupt tokenizer.
+    write_tiny_model(dir.path(), 3);
+    std::fs::write(dir.path().join("tokenizer.json"), b"{").unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("cannot load tokenizer"), "{err}");
+}
+
+/// Parity with Hugging Face transformers: `scripts/make_parity_fixture.py` built the tiny
+/// model in `tests/fixtures/tiny-qwen2` and recorded its last-token embeddings for a
+/// right-padded batch.
+#[test]
+fn matches_the_transformers_reference() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let texts: Vec<String> = serde_json::from_value(reference["texts"].clone()).unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["ids"].clone()).unwrap();
+    let expected: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
+    assert_eq!(reference["prompt"], Task::Nl2Code.document().prompt());
+
+    let files = ModelFiles::locate(dir.to_str().unwrap()).unwrap();
+    let tokenizer = TextTokenizer::from_file(&files.tokenizer, 8192).unwrap();
+    let prompted: Vec<String> = texts.iter().map(|t| Task::Nl2Code.document().apply(t)).collect();
+    let tokenized = tokenizer.encode_batch(prompted).unwrap();
+    for (t, ids) in tokenized.iter().zip(&ids) {
+        assert_eq!(&t.ids, ids);
+    }
+
+    let encoder = QwenEncoder::from_files(&files, EncoderOptions::default()).unwrap();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let out = encoder.encode(&refs, Task::Nl2Code.document()).unwrap();
+    for (i, want) in expected.iter().enumerate() {
+        let c = cosine(out.row(i), want);
+        let max_diff = out
+            .row(i)
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(c >= 0.99999, "text {i}: cosine {c}");
+        assert!(max_diff < 1e-3, "text {i}: max abs difference {max_diff}");
+    }
+}

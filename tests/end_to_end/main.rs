@@ -1,0 +1,8 @@
+//! End-to-end tests of Lancet's public surface: one test binary, so it links once.
+
+mod support;
+
+mod cli;
+mod encoder;
+mod search;
+mod store;

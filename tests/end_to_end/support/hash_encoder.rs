@@ -1,0 +1,72 @@
+//! A deterministic test encoder: a text's vector is the sum of seeded random vectors of
+//! its words, so texts that share words are close. It exists in test code only.
+
+use lancet::udf::{Embeddings, Encoder, ModelIdentity, Pooling, TaskRole};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::hash::{Hash, Hasher};
+
+pub struct HashEncoder {
+    identity: ModelIdentity,
+}
+
+impl HashEncoder {
+    pub fn new(dim: usize) -> Self {
+        HashEncoder {
+            identity: ModelIdentity {
+                id: "test/hash-encoder".into(),
+                revision: "1".into(),
+                pooling: Pooling::Mean,
+                prompt_set: lancet::udf::PROMPT_SET.into(),
+                dim,
+            },
+        }
+    }
+
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.identity.id = id.into();
+        self.identity.revision = format!("rev-of-{id}");
+        self
+    }
+
+    pub fn vector(&self, text: &str) -> Vec<f32> {
+        let mut out = vec![0f32; self.identity.dim];
+        for word in text
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+        {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            word.to_lowercase().hash(&mut hasher);
+            let mut rng = StdRng::seed_from_u64(hasher.finish());
+            for x in out.iter_mut() {
+                *x += rng.random_range(-1.0f32..1.0);
+            }
+        }
+        out
+    }
+}
+
+impl Encoder for HashEncoder {
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    fn max_tokens(&self) -> usize {
+        512
+    }
+
+    fn encode(&self, texts: &[&str], _task: TaskRole) -> lancet::udf::Result<Embeddings> {
+        let mut data = Vec::with_capacity(texts.len() * self.identity.dim);
+        let mut tokens = 0;
+        for text in texts {
+            data.extend(self.vector(text));
+            tokens += text.split_whitespace().count();
+        }
+        Ok(Embeddings {
+            dim: self.identity.dim,
+            data,
+            tokens,
+            truncated: 0,
+        })
+    }
+}

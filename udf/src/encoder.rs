@@ -1,0 +1,63 @@
+use crate::{ModelIdentity, Result, TaskRole};
+
+/// Pooled vectors of a batch of texts, row-major, one row per input in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// Width of each row (the model's output width).
+    pub dim: usize,
+    /// `texts.len() * dim` values.
+    pub data: Vec<f32>,
+    /// Tokens the model processed, prompts included.
+    pub tokens: usize,
+    /// Inputs cut at the encoder's maximum length.
+    pub truncated: usize,
+}
+
+impl Embeddings {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The `i`-th row.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Iterates the rows in input order.
+    pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
+        self.data.chunks_exact(self.dim.max(1))
+    }
+}
+
+/// A text embedding model, as the engine sees it.
+///
+/// Implementations apply the task's instruction prefix themselves, pool, and return the
+/// raw pooled vector of the model's full width (not yet normalised or truncated; see
+/// [`crate::matryoshka`]). They must be shareable across threads.
+pub trait Encoder: Send + Sync {
+    /// What identifies the model; tables record it and refuse other models.
+    fn identity(&self) -> &ModelIdentity;
+
+    /// Longest input, in tokens, before truncation.
+    fn max_tokens(&self) -> usize;
+
+    /// Embeds `texts` as `task` (query or document side).
+    fn encode(&self, texts: &[&str], task: TaskRole) -> Result<Embeddings>;
+
+    /// Number of tokens `text` takes, prompt excluded, where the encoder has a tokenizer.
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        let _ = text;
+        None
+    }
+
+    /// Output width.
+    fn dim(&self) -> usize {
+        self.identity().dim
+    }
+}

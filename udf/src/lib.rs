@@ -1,0 +1,19 @@
+//! Lancet's encoder layer: everything that turns text into vectors.
+//!
+//! The principal type is the [`Encoder`] trait, which the engine uses for ingestion and
+//! search: a batch of texts and a [`TaskRole`] in, one pooled f32 vector per text out.
+//! [`TaskRole`] carries the five task prompts of jina-code-embeddings, and [`matryoshka`]
+//! turns a pooled vector into the stored full-width and prefix vectors.
+#![deny(missing_docs)]
+
+mod encoder;
+mod error;
+pub mod matryoshka;
+pub mod model;
+mod task;
+
+pub use encoder::{Embeddings, Encoder};
+pub use error::{Error, Result};
+pub use lancet_schemas::{ModelIdentity, Pooling};
+pub use model::{DeviceSpec, EncoderOptions, ModelFiles, QwenEncoder, DEFAULT_MODEL};
+pub use task::{Role, Task, TaskRole, PROMPT_SET};

@@ -1,0 +1,85 @@
+//! Where the model runs: `cpu` or `cuda:N`.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device};
+use std::str::FromStr;
+
+/// A device named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    /// The CPU, in f32, on all cores.
+    #[default]
+    Cpu,
+    /// CUDA GPU `N`, in bf16 by default.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "cpu" {
+            return Ok(DeviceSpec::Cpu);
+        }
+        if s == "cuda" {
+            return Ok(DeviceSpec::Cuda(0));
+        }
+        if let Some(n) = s.strip_prefix("cuda:") {
+            if let Ok(n) = n.parse() {
+                return Ok(DeviceSpec::Cuda(n));
+            }
+        }
+        Err(Error::Model(format!(
+            "unknown device `{s}`: use cpu, cuda or cuda:N"
+        )))
+    }
+}
+
+impl DeviceSpec {
+    /// Opens the device.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(n) => {
+                if !candle_core::utils::cuda_is_available() {
+                    return Err(Error::Model(
+                        "this build of Lancet has no CUDA support: rebuild with \
+                         `cargo build --release --features cuda` (needs nvcc), or use --device cpu"
+                            .into(),
+                    ));
+                }
+                Device::new_cuda(n).map_err(|e| Error::Model(format!("cuda:{n}: {e}")))
+            }
+        }
+    }
+
+    /// The precision the model runs in by default on this device: f32 on CPU (candle's
+    /// half-precision CPU kernels are slower), bf16 on CUDA (Qwen2 overflows in fp16).
+    pub fn default_dtype(self) -> DType {
+        match self {
+            DeviceSpec::Cpu => DType::F32,
+            DeviceSpec::Cuda(_) => DType::BF16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert_eq!("CUDA".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert!("gpu".parse::<DeviceSpec>().is_err());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_get_it() {
+        let err = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

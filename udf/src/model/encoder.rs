@@ -1,0 +1,158 @@
+//! [`QwenEncoder`]: the candle Qwen2 model behind the [`Encoder`] trait.
+
+use super::batching::token_budget_batches;
+use super::config::Qwen2Config;
+use super::device::DeviceSpec;
+use super::files::ModelFiles;
+use super::qwen2::Qwen2Model;
+use super::tokenizer::{TextTokenizer, Tokenized};
+use crate::{Embeddings, Encoder, Error, ModelIdentity, Pooling, Result, Role, TaskRole, PROMPT_SET};
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+
+/// How a [`QwenEncoder`] is loaded and run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderOptions {
+    /// Device to run on.
+    pub device: DeviceSpec,
+    /// Precision; `None` picks the device's default (f32 on CPU, bf16 on CUDA).
+    pub dtype: Option<DType>,
+    /// Longest query, in tokens (prompt included).
+    pub max_query_tokens: usize,
+    /// Longest document, in tokens (prompt included): the chunk budget.
+    pub max_document_tokens: usize,
+    /// Tokens per forward pass, padding included (`max_len * rows`).
+    pub batch_tokens: usize,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        EncoderOptions {
+            device: DeviceSpec::Cpu,
+            dtype: None,
+            max_query_tokens: 8192,
+            max_document_tokens: 512,
+            batch_tokens: 16_384,
+        }
+    }
+}
+
+/// jina-code-embeddings (or any Qwen2 decoder embedder with last-token pooling) on candle.
+pub struct QwenEncoder {
+    model: Qwen2Model,
+    query_tokenizer: TextTokenizer,
+    document_tokenizer: TextTokenizer,
+    pad_id: u32,
+    identity: ModelIdentity,
+    options: EncoderOptions,
+}
+
+impl QwenEncoder {
+    /// Loads the model named by `spec` (a directory or a hub id).
+    pub fn load(spec: &str, options: EncoderOptions) -> Result<Self> {
+        Self::from_files(&ModelFiles::locate(spec)?, options)
+    }
+
+    /// Loads a model from its located files.
+    pub fn from_files(files: &ModelFiles, options: EncoderOptions) -> Result<Self> {
+        let config_text = std::fs::read_to_string(&files.config).map_err(|source| Error::Io {
+            path: files.config.display().to_string(),
+            source,
+        })?;
+        let config = Qwen2Config::from_json(&config_text, &files.config.display().to_string())?;
+        let device = options.device.open()?;
+        let dtype = options.dtype.unwrap_or(options.device.default_dtype());
+        // SAFETY: the files are memory-mapped read-only; Lancet never writes them, and a
+        // concurrent writer of model files is outside what any loader can guard against.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device) }
+            .map_err(|e| Error::Model(format!("cannot read weights of {}: {e}", files.id)))?;
+        let max_positions = options.max_query_tokens.max(options.max_document_tokens);
+        let model = Qwen2Model::new(&config, vb, max_positions).map_err(|e| {
+            Error::Model(format!(
+                "weights of {} do not match its config.json: {e}",
+                files.id
+            ))
+        })?;
+        let limit = |n: usize| n.min(model.max_positions());
+        let query_tokenizer =
+            TextTokenizer::from_file(&files.tokenizer, limit(options.max_query_tokens))?;
+        let document_tokenizer =
+            query_tokenizer.with_max_tokens(limit(options.max_document_tokens))?;
+        let identity = ModelIdentity {
+            id: files.id.clone(),
+            revision: files.fingerprint()?,
+            pooling: Pooling::LastToken,
+            prompt_set: PROMPT_SET.to_string(),
+            dim: config.hidden_size,
+        };
+        Ok(QwenEncoder {
+            pad_id: query_tokenizer.pad_id(),
+            model,
+            query_tokenizer,
+            document_tokenizer,
+            identity,
+            options,
+        })
+    }
+
+    fn tokenizer(&self, role: Role) -> &TextTokenizer {
+        match role {
+            Role::Query => &self.query_tokenizer,
+            Role::Document => &self.document_tokenizer,
+        }
+    }
+
+    fn run_batch(&self, inputs: &[&Tokenized]) -> Result<Vec<f32>> {
+        let max_len = inputs.iter().map(|t| t.ids.len()).max().unwrap_or(1);
+        let mut ids = Vec::with_capacity(inputs.len() * max_len);
+        for t in inputs {
+            ids.extend_from_slice(&t.ids);
+            ids.extend(std::iter::repeat_n(self.pad_id, max_len - t.ids.len()));
+        }
+        let lengths: Vec<usize> = inputs.iter().map(|t| t.ids.len()).collect();
+        let ids = Tensor::from_vec(ids, (inputs.len(), max_len), self.model.device())?;
+        let pooled = self.model.forward_last_token(&ids, &lengths)?;
+        Ok(pooled.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+impl Encoder for QwenEncoder {
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    fn max_tokens(&self) -> usize {
+        self.document_tokenizer.max_tokens()
+    }
+
+    fn encode(&self, texts: &[&str], task: TaskRole) -> Result<Embeddings> {
+        let dim = self.identity.dim;
+        let prompted: Vec<String> = texts.iter().map(|t| task.apply(t)).collect();
+        let mut tokenized = self.tokenizer(task.role).encode_batch(prompted)?;
+        for t in &mut tokenized {
+            // An empty encoding has no last token: give it the pad token to pool on.
+            if t.ids.is_empty() {
+                t.ids.push(self.pad_id);
+            }
+        }
+        let lengths: Vec<usize> = tokenized.iter().map(|t| t.ids.len()).collect();
+        let mut data = vec![0f32; texts.len() * dim];
+        for batch in token_budget_batches(&lengths, self.options.batch_tokens) {
+            let inputs: Vec<&Tokenized> = batch.iter().map(|&i| &tokenized[i]).collect();
+            let pooled = self.run_batch(&inputs)?;
+            for (row, &i) in batch.iter().enumerate() {
+                data[i * dim..(i + 1) * dim].copy_from_slice(&pooled[row * dim..(row + 1) * dim]);
+            }
+        }
+        Ok(Embeddings {
+            dim,
+            data,
+            tokens: lengths.iter().sum(),
+            truncated: tokenized.iter().filter(|t| t.truncated).count(),
+        })
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.document_tokenizer.count(text).ok()
+    }
+}

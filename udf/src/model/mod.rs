@@ -1,0 +1,18 @@
+//! The candle Qwen2 encoder: configuration, files, tokenizer, batching and the forward
+//! pass, one concern per file.
+
+mod batching;
+mod config;
+mod device;
+mod encoder;
+mod files;
+mod qwen2;
+mod tokenizer;
+
+pub use batching::token_budget_batches;
+pub use config::Qwen2Config;
+pub use device::DeviceSpec;
+pub use encoder::{EncoderOptions, QwenEncoder};
+pub use files::{ModelFiles, DEFAULT_MODEL};
+pub use qwen2::Qwen2Model;
+pub use tokenizer::{TextTokenizer, Tokenized};
