@@ -48,11 +48,7 @@ fn main() -> anyhow::Result<()> {
     let budget = arg("--batch-tokens", 16_384);
     let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
     let device = Device::Cpu;
-    let vb = VarBuilder::from_backend(
-        Box::new(RandomInit),
-        DType::F32,
-        device.clone(),
-    );
+    let vb = VarBuilder::from_backend(Box::new(RandomInit), DType::F32, device.clone());
     let model = Qwen2Model::new(&cfg, vb, 1024)?;
     let lengths = chunk_lengths(chunks, 42);
     let tokens: usize = lengths.iter().sum();
@@ -80,7 +76,9 @@ fn main() -> anyhow::Result<()> {
 
 fn run(model: &Qwen2Model, lengths: &[usize], device: &Device) -> anyhow::Result<()> {
     let max = *lengths.iter().max().unwrap_or(&1);
-    let ids: Vec<u32> = (0..lengths.len() * max).map(|i| (i * 7919 % 151_000) as u32).collect();
+    let ids: Vec<u32> = (0..lengths.len() * max)
+        .map(|i| (i * 7919 % 151_000) as u32)
+        .collect();
     let ids = Tensor::from_vec(ids, (lengths.len(), max), device)?;
     let out = model.forward_last_token(&ids, lengths)?;
     out.to_vec2::<f32>()?;
@@ -99,7 +97,11 @@ impl candle_nn::var_builder::SimpleBackend for RandomInit {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let base = if name.ends_with("norm.weight") { 1.0 } else { 0.0 };
+        let base = if name.ends_with("norm.weight") {
+            1.0
+        } else {
+            0.0
+        };
         let t = Tensor::rand(-0.05f32, 0.05, s, dev)?;
         (t + base)?.to_dtype(dtype)
     }

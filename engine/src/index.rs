@@ -107,7 +107,10 @@ impl ChunkTable {
             let scalar: [(&str, Index); 5] = [
                 (col::CHUNK_ID, Index::BTree(BTreeIndexBuilder::default())),
                 (col::PATH, Index::BTree(BTreeIndexBuilder::default())),
-                (col::CONTENT_HASH, Index::BTree(BTreeIndexBuilder::default())),
+                (
+                    col::CONTENT_HASH,
+                    Index::BTree(BTreeIndexBuilder::default()),
+                ),
                 (col::LANGUAGE, Index::Bitmap(BitmapIndexBuilder::default())),
                 (col::REPO, Index::Bitmap(BitmapIndexBuilder::default())),
             ];

@@ -8,6 +8,15 @@ use lancedb::DistanceType;
 use lancet_schemas::{columns as col, fp16_vectors};
 use lancet_udf::matryoshka::truncate_normalize;
 
+/// A filter matching at most this many rows is searched flat over the prefix column:
+/// an IVF index probes partitions chosen for the whole table, which may hold few of the
+/// matching rows, while a flat scan of this many 128-d fp16 vectors takes about a
+/// millisecond and misses nothing.
+const FLAT_FILTERED_ROWS: usize = 50_000;
+
+/// Partitions Lance probes by default; a selective filter probes proportionally more.
+const DEFAULT_NPROBES: usize = 20;
+
 /// How the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchMode {
@@ -178,7 +187,13 @@ impl ChunkTable {
             }
         };
         // A limit beyond the table only costs memory: cap it at the row count.
-        let limit = limit.min(self.count(None).await?).max(1);
+        let rows = self.count(None).await?;
+        let limit = limit.min(rows).max(1);
+        let filter = request.filter.to_sql();
+        let matching = match &filter {
+            Some(f) => self.count(Some(f.clone())).await?,
+            None => rows,
+        };
         let mut columns: Vec<&str> = col::RESULT_COLUMNS.to_vec();
         if matches!(request.mode, SearchMode::TwoStage { .. }) {
             columns.push(col::EMBEDDING);
@@ -191,14 +206,19 @@ impl ChunkTable {
             .distance_type(DistanceType::Cosine)
             .limit(limit)
             .select(Select::columns(&columns));
-        if let Some(filter) = request.filter.to_sql() {
+        if let Some(filter) = filter {
             query = query.only_if(filter);
         }
-        if let Some(nprobes) = request.nprobes {
-            query = query.nprobes(nprobes.max(1))?;
-        }
-        if request.mode == SearchMode::Exact {
+        let selective = matching < rows && matching <= FLAT_FILTERED_ROWS;
+        if request.mode == SearchMode::Exact || selective {
             query = query.bypass_vector_index();
+        } else if let Some(nprobes) = request.nprobes {
+            query = query.nprobes(nprobes.max(1))?;
+        } else if matching < rows {
+            // Probe more partitions as the filter keeps fewer rows, so that about as many
+            // matching rows are scanned as an unfiltered query scans.
+            let scaled = DEFAULT_NPROBES as f64 * rows as f64 / matching.max(1) as f64;
+            query = query.nprobes(scaled.ceil() as usize)?;
         }
         Ok(query)
     }

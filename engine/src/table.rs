@@ -27,12 +27,9 @@ impl ChunkTable {
     pub(crate) async fn from_lance(table: Table) -> Result<Self> {
         let schema = table.schema().await?;
         let metadata = TableMetadata::from_schema(&schema).map_err(|e| match e {
-            lancet_schemas::Error::InvalidMetadata(msg) => {
-                Error::Schema(lancet_schemas::Error::InvalidMetadata(format!(
-                    "table `{}`: {msg}",
-                    table.name()
-                )))
-            }
+            lancet_schemas::Error::InvalidMetadata(msg) => Error::Schema(
+                lancet_schemas::Error::InvalidMetadata(format!("table `{}`: {msg}", table.name())),
+            ),
             other => Error::Schema(other),
         })?;
         let prefix_column = metadata.dims.prefix_column();

@@ -52,7 +52,9 @@ impl ChunkTable {
         }
         let batch = self.batch(rows)?;
         let mut merge = self.table.merge_insert(&[col::CHUNK_ID]);
-        merge.when_matched_update_all(None).when_not_matched_insert_all();
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all();
         let result = merge.execute(self.reader(batch)).await?;
         Ok(WriteReport {
             inserted: result.num_inserted_rows,

@@ -129,9 +129,8 @@ impl TableMetadata {
             });
         }
         let pooling_name = get(KEY_MODEL_POOLING)?;
-        let pooling = Pooling::parse(pooling_name).ok_or_else(|| {
-            Error::InvalidMetadata(format!("unknown pooling `{pooling_name}`"))
-        })?;
+        let pooling = Pooling::parse(pooling_name)
+            .ok_or_else(|| Error::InvalidMetadata(format!("unknown pooling `{pooling_name}`")))?;
         let model = ModelIdentity {
             id: get(KEY_MODEL_ID)?.clone(),
             revision: get(KEY_MODEL_REVISION)?.clone(),
@@ -195,7 +194,13 @@ mod tests {
     fn dims_wider_than_the_model_are_rejected() {
         let err = TableMetadata::new(model(64), TableDims::default()).unwrap_err();
         assert!(err.to_string().contains("wider than the model"), "{err}");
-        assert_eq!(TableDims::for_model(64), TableDims { full: 64, prefix: 64 });
+        assert_eq!(
+            TableDims::for_model(64),
+            TableDims {
+                full: 64,
+                prefix: 64
+            }
+        );
         assert_eq!(TableDims::for_model(896), TableDims::default());
     }
 
@@ -216,7 +221,10 @@ mod tests {
         other.id = "other/model".into();
         other.revision = "def".into();
         let err = meta.check_encoder(&other).unwrap_err().to_string();
-        assert!(err.contains("test/model@abc") && err.contains("other/model@def"), "{err}");
+        assert!(
+            err.contains("test/model@abc") && err.contains("other/model@def"),
+            "{err}"
+        );
         meta.check_encoder(&model(896)).unwrap();
         // A renamed copy of the same weights is the same model.
         let mut copy = model(896);
@@ -230,6 +238,9 @@ mod tests {
     #[test]
     fn a_foreign_schema_is_not_a_chunk_table() {
         let err = TableMetadata::from_map(&HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("not a Lancet chunk table"), "{err}");
+        assert!(
+            err.to_string().contains("not a Lancet chunk table"),
+            "{err}"
+        );
     }
 }

@@ -14,7 +14,7 @@ pub fn fp16_vector_type(dim: usize) -> DataType {
 
 /// Builds a vector column from row-major values, `dim` per row.
 pub fn fp16_vector_array(values: Vec<f16>, dim: usize) -> Result<FixedSizeListArray> {
-    if dim == 0 || values.len() % dim != 0 {
+    if dim == 0 || !values.len().is_multiple_of(dim) {
         return Err(Error::InvalidDims(format!(
             "{} values do not split into rows of {dim}",
             values.len()

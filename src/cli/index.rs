@@ -4,9 +4,11 @@ use super::locate::{db_for_root, load_encoder};
 use super::Args;
 use anyhow::{Context, Result};
 use clap::Parser;
-use lancet::engine::ingest::{index_directory, IngestOptions, IngestSummary, LanguageMap, WalkOptions};
+use lancet::engine::ingest::{
+    index_directory, IngestOptions, IngestSummary, LanguageMap, WalkOptions,
+};
 use lancet::engine::{Database, IndexOptions, TableDims, TableMetadata};
-use lancet::udf::{EncoderOptions, Encoder};
+use lancet::udf::{Encoder, EncoderOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -118,7 +120,11 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
             "table `{}` in {}: ANN index {}",
             table.name(),
             db_path.display(),
-            if report.ann_ready { "ready" } else { "not needed yet (flat search)" }
+            if report.ann_ready {
+                "ready"
+            } else {
+                "not needed yet (flat search)"
+            }
         );
     }
     Ok(())

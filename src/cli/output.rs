@@ -44,6 +44,12 @@ pub fn print_hits(hits: &[SearchHit], json: bool) -> Result<()> {
 /// Control characters from indexed files must not drive the user's terminal.
 fn sanitize(line: &str) -> String {
     line.chars()
-        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect()
 }

@@ -6,7 +6,7 @@ use super::Args;
 use anyhow::{bail, Result};
 use clap::Parser;
 use lancet::engine::{Filter, SearchMode, SearchRequest};
-use lancet::udf::{EncoderOptions, Encoder, Role, TaskRole};
+use lancet::udf::{Encoder, EncoderOptions, Role, TaskRole};
 
 /// Arguments of `lancet search`.
 #[derive(Debug, Parser)]
@@ -47,7 +47,10 @@ pub async fn run(args: &Args, a: &SearchArgs) -> Result<()> {
         bail!("the query is empty");
     }
     let task: TaskRole = a.task.parse()?;
-    let task = TaskRole { role: Role::Query, ..task };
+    let task = TaskRole {
+        role: Role::Query,
+        ..task
+    };
     let table = open_table(args).await?;
     let encoder = load_encoder(args, EncoderOptions::default())?;
     table.check_encoder(encoder.identity())?;

@@ -22,10 +22,19 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!("table:    {}", stats.name);
-    println!("rows:     {} chunks in {} files ({} repositories)", stats.rows, stats.files, stats.repos);
+    println!(
+        "rows:     {} chunks in {} files ({} repositories)",
+        stats.rows, stats.files, stats.repos
+    );
     println!("model:    {}", stats.model);
-    println!("vectors:  {}-d fp16 + {}-d prefix", stats.dim_full, stats.dim_prefix);
-    println!("version:  {} (schema {})", stats.version, stats.schema_version);
+    println!(
+        "vectors:  {}-d fp16 + {}-d prefix",
+        stats.dim_full, stats.dim_prefix
+    );
+    println!(
+        "version:  {} (schema {})",
+        stats.version, stats.schema_version
+    );
     println!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6);
     if stats.indexes.is_empty() {
         println!("indexes:  none");
@@ -46,7 +55,11 @@ pub async fn optimize(args: &Args) -> Result<()> {
         "optimized `{}` (version {}); indexes created: {}",
         table.name(),
         table.version().await?,
-        if report.created.is_empty() { "none".to_string() } else { report.created.join(", ") }
+        if report.created.is_empty() {
+            "none".to_string()
+        } else {
+            report.created.join(", ")
+        }
     );
     Ok(())
 }

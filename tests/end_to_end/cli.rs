@@ -35,9 +35,21 @@ fn index_search_status_and_incremental_rerun() {
     let model = work.path().join("model");
     write_tiny_model(&model, 11);
     let repo = work.path().join("repo");
-    write(&repo, "src/lib.rs", "pub fn parse_config(path: &str) -> Config {\n    todo!()\n}\n");
-    write(&repo, "src/server.go", "package main\n\nfunc ServeHTTP() {}\n");
-    write(&repo, "tools/train.py", "def train(model, data):\n    return model.fit(data)\n");
+    write(
+        &repo,
+        "src/lib.rs",
+        "pub fn parse_config(path: &str) -> Config {\n    todo!()\n}\n",
+    );
+    write(
+        &repo,
+        "src/server.go",
+        "package main\n\nfunc ServeHTTP() {}\n",
+    );
+    write(
+        &repo,
+        "tools/train.py",
+        "def train(model, data):\n    return model.fit(data)\n",
+    );
     write(&repo, "ignored/secret.rs", "fn hidden() {}\n");
     write(&repo, ".gitignore", "ignored/\n");
     write(&repo, "image.png", "\u{0}\u{1}binary");
@@ -55,20 +67,62 @@ fn index_search_status_and_incremental_rerun() {
     // Search from inside the repository finds the database above the current folder.
     let query = "def train(model, data):\n    return model.fit(data)\n";
     let out = lancet(
-        &["--model", m, "search", query, "-k", "2", "--json", "--task", "code2code"],
+        &[
+            "--model",
+            m,
+            "search",
+            query,
+            "-k",
+            "2",
+            "--json",
+            "--task",
+            "code2code",
+        ],
         &repo.join("src"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(hits.as_array().unwrap().len(), 2);
-    let out = lancet(&["--model", m, "search", "fn", "--lang", "go", "--json"], &repo);
+    let out = lancet(
+        &["--model", m, "search", "fn", "--lang", "go", "--json"],
+        &repo,
+    );
     let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(hits.as_array().unwrap().iter().all(|h| h["language"] == "go"), "{hits}");
-    let out = lancet(&["--model", m, "search", "fn", "--path", "x' OR '1'='1"], &repo);
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["language"] == "go"),
+        "{hits}"
+    );
+    let out = lancet(
+        &["--model", m, "search", "fn", "--path", "x' OR '1'='1"],
+        &repo,
+    );
     assert!(out.status.success());
     assert!(stdout(&out).contains("no results"));
-    let out = lancet(&["--model", m, "search", "parse config", "-k", "1"], &repo);
-    assert!(stdout(&out).contains(".rs:1-"), "human output shows path:line: {}", stdout(&out));
+    let out = lancet(
+        &[
+            "--model",
+            m,
+            "search",
+            "parse config",
+            "-k",
+            "1",
+            "--lang",
+            "rust",
+        ],
+        &repo,
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("src/lib.rs:1-3"),
+        "human output shows path:line: {text}"
+    );
+    assert!(
+        text.contains("    pub fn parse_config"),
+        "and the snippet: {text}"
+    );
 
     let out = lancet(&["status", "--json"], &repo);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -82,11 +136,22 @@ fn index_search_status_and_incremental_rerun() {
     assert_eq!(summary["files_unchanged"], 3, "{summary}");
 
     // Edit one file, delete another: exactly those change.
-    write(&repo, "src/lib.rs", "pub fn parse_settings(path: &str) -> Settings {\n    todo!()\n}\n");
+    write(
+        &repo,
+        "src/lib.rs",
+        "pub fn parse_settings(path: &str) -> Settings {\n    todo!()\n}\n",
+    );
     std::fs::remove_file(repo.join("src/server.go")).unwrap();
     let out = lancet(&["--model", m, "index", r, "--json"], work.path());
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!((summary["files_indexed"].as_u64(), summary["files_deleted"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(
+        (
+            summary["files_indexed"].as_u64(),
+            summary["files_deleted"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
     assert_eq!(summary["files_unchanged"], 1, "{summary}");
 
     // Another model is refused, naming both.
@@ -94,7 +159,11 @@ fn index_search_status_and_incremental_rerun() {
     write_tiny_model(&other, 12);
     let out = lancet(&["--model", other.to_str().unwrap(), "search", "x"], &repo);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("other-model") && stderr(&out).contains("model@"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("other-model") && stderr(&out).contains("model@"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = lancet(&["optimize"], &repo);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -108,7 +177,10 @@ fn a_missing_model_fails_at_once_and_says_how_to_use_a_local_copy() {
     let out = lancet(&["index", "repo"], work.path());
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("jinaai/jina-code-embeddings-0.5b") && err.contains("--model DIR"), "{err}");
+    assert!(
+        err.contains("jinaai/jina-code-embeddings-0.5b") && err.contains("--model DIR"),
+        "{err}"
+    );
     // A directory that does not exist.
     let out = lancet(&["--model", "./nope", "embed", "x"], work.path());
     assert!(!out.status.success());
@@ -124,17 +196,51 @@ fn embed_prints_normalised_vectors_of_the_asked_width() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
     write_tiny_model(&model, 5);
-    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--dims", "16", "a", "b"], work.path());
+    let out = lancet(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "embed",
+            "--dims",
+            "16",
+            "a",
+            "b",
+        ],
+        work.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<Vec<f32>> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Vec<f32>> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for v in &lines {
         assert_eq!(v.len(), 16);
         let norm: f32 = v.iter().map(|x| x * x).sum();
         assert!((norm - 1.0).abs() < 1e-4);
     }
-    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--dims", "65", "a"], work.path());
+    let out = lancet(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "embed",
+            "--dims",
+            "65",
+            "a",
+        ],
+        work.path(),
+    );
     assert!(!out.status.success());
-    let out = lancet(&["--model", model.to_str().unwrap(), "embed", "--task", "nl2sql", "a"], work.path());
+    let out = lancet(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "embed",
+            "--task",
+            "nl2sql",
+            "a",
+        ],
+        work.path(),
+    );
     assert!(stderr(&out).contains("unknown task"), "{}", stderr(&out));
 }

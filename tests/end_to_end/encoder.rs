@@ -16,7 +16,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 fn a_text_alone_and_inside_a_padded_batch_gives_the_same_vector() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(dir.path(), 7);
-    let encoder = QwenEncoder::load(dir.path().to_str().unwrap(), EncoderOptions::default()).unwrap();
+    let encoder =
+        QwenEncoder::load(dir.path().to_str().unwrap(), EncoderOptions::default()).unwrap();
     assert_eq!(encoder.identity().dim, HIDDEN);
     let texts = [
         "fn main() { println!(\"hello\"); }",
@@ -45,10 +46,15 @@ fn a_text_alone_and_inside_a_padded_batch_gives_the_same_vector() {
 fn long_inputs_are_truncated_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(dir.path(), 7);
-    let options = EncoderOptions { max_document_tokens: 48, ..EncoderOptions::default() };
+    let options = EncoderOptions {
+        max_document_tokens: 48,
+        ..EncoderOptions::default()
+    };
     let encoder = QwenEncoder::load(dir.path().to_str().unwrap(), options).unwrap();
     let long = "a".repeat(500);
-    let out = encoder.encode(&[long.as_str(), "short"], Task::Nl2Code.document()).unwrap();
+    let out = encoder
+        .encode(&[long.as_str(), "short"], Task::Nl2Code.document())
+        .unwrap();
     assert_eq!(out.truncated, 1);
     assert!(out.tokens <= 48 + 48);
 }
@@ -56,11 +62,17 @@ fn long_inputs_are_truncated_and_counted() {
 #[test]
 fn identity_follows_the_weights_not_the_folder_name() {
     let root = tempfile::tempdir().unwrap();
-    let (a, b, c) = (root.path().join("a"), root.path().join("b"), root.path().join("c"));
+    let (a, b, c) = (
+        root.path().join("a"),
+        root.path().join("b"),
+        root.path().join("c"),
+    );
     write_tiny_model(&a, 1);
     write_tiny_model(&b, 1);
     write_tiny_model(&c, 2);
-    let load = |p: &std::path::Path| QwenEncoder::load(p.to_str().unwrap(), EncoderOptions::default()).unwrap();
+    let load = |p: &std::path::Path| {
+        QwenEncoder::load(p.to_str().unwrap(), EncoderOptions::default()).unwrap()
+    };
     let (ea, eb, ec) = (load(&a), load(&b), load(&c));
     assert!(ea.identity().same_model(eb.identity()));
     assert!(!ea.identity().same_model(ec.identity()));
@@ -73,22 +85,42 @@ fn broken_models_give_clear_errors() {
     let path = dir.path().to_str().unwrap().to_string();
     // Another architecture.
     let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    std::fs::write(dir.path().join("config.json"), config.replace("\"qwen2\"", "\"llama\"")).unwrap();
-    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace("\"qwen2\"", "\"llama\""),
+    )
+    .unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("model_type is `llama`"), "{err}");
     // Weights that do not match the config.
-    std::fs::write(dir.path().join("config.json"), config.replace("\"hidden_size\": 64", "\"hidden_size\": 96")).unwrap();
-    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace("\"hidden_size\": 64", "\"hidden_size\": 96"),
+    )
+    .unwrap();
+    let err = QwenEncoder::load(&path, EncoderOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("do not match its config.json"), "{err}");
     // Corrupt weights.
     std::fs::write(dir.path().join("config.json"), &config).unwrap();
     std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
-    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    let err = QwenEncoder::load(&path, EncoderOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cannot read weights"), "{err}");
     // Corrupt tokenizer.
     write_tiny_model(dir.path(), 3);
     std::fs::write(dir.path().join("tokenizer.json"), b"{").unwrap();
-    let err = QwenEncoder::load(&path, EncoderOptions::default()).err().unwrap().to_string();
+    let err = QwenEncoder::load(&path, EncoderOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cannot load tokenizer"), "{err}");
 }
 
@@ -99,7 +131,8 @@ fn broken_models_give_clear_errors() {
 fn matches_the_transformers_reference() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2");
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let texts: Vec<String> = serde_json::from_value(reference["texts"].clone()).unwrap();
     let ids: Vec<Vec<u32>> = serde_json::from_value(reference["ids"].clone()).unwrap();
     let expected: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
@@ -107,7 +140,10 @@ fn matches_the_transformers_reference() {
 
     let files = ModelFiles::locate(dir.to_str().unwrap()).unwrap();
     let tokenizer = TextTokenizer::from_file(&files.tokenizer, 8192).unwrap();
-    let prompted: Vec<String> = texts.iter().map(|t| Task::Nl2Code.document().apply(t)).collect();
+    let prompted: Vec<String> = texts
+        .iter()
+        .map(|t| Task::Nl2Code.document().apply(t))
+        .collect();
     let tokenized = tokenizer.encode_batch(prompted).unwrap();
     for (t, ids) in tokenized.iter().zip(&ids) {
         assert_eq!(&t.ids, ids);

@@ -3,8 +3,8 @@
 use crate::support::{rows::chunk, rows::row, runtime, HashEncoder};
 use lancet::engine::synthetic::{MatryoshkaGenerator, MatryoshkaSpec};
 use lancet::engine::{
-    AnnIndexKind, ChunkTable, Database, Filter, IndexOptions, SearchMode, SearchRequest,
-    TableDims, TableMetadata,
+    AnnIndexKind, ChunkTable, Database, Filter, IndexOptions, SearchMode, SearchRequest, TableDims,
+    TableMetadata,
 };
 use lancet::udf::{ModelIdentity, Pooling};
 
@@ -41,7 +41,10 @@ async fn table_of(db: &Database, vectors: &[Vec<f32>], dims: TableDims) -> Chunk
                 let i = start * 5_000 + j;
                 let lang = language_of(i);
                 let path = format!("src/{lang}/f{i}.x");
-                row(chunk("repo", &path, lang, 0, &format!("chunk {i}")), v.clone())
+                row(
+                    chunk("repo", &path, lang, 0, &format!("chunk {i}")),
+                    v.clone(),
+                )
             })
             .collect();
         table.append(&rows).await.unwrap();
@@ -54,7 +57,12 @@ fn row_index(path: &str) -> usize {
     name[1..name.len() - 2].parse().unwrap()
 }
 
-fn exact_top_k(data: &[Vec<f32>], query: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+fn exact_top_k(
+    data: &[Vec<f32>],
+    query: &[f32],
+    k: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<usize> {
     let mut scored: Vec<(f32, usize)> = data
         .iter()
         .enumerate()
@@ -73,7 +81,10 @@ fn a_chunk_is_found_first_by_its_own_vector() {
         let encoder = HashEncoder::new(64);
         let meta = TableMetadata::new(
             lancet::udf::Encoder::identity(&encoder).clone(),
-            TableDims { full: 64, prefix: 16 },
+            TableDims {
+                full: 64,
+                prefix: 16,
+            },
         )
         .unwrap();
         let table = db.create_table("chunks", meta).await.unwrap();
@@ -87,7 +98,12 @@ fn a_chunk_is_found_first_by_its_own_vector() {
         let rows: Vec<_> = texts
             .iter()
             .enumerate()
-            .map(|(i, t)| row(chunk("r", &format!("f{i}.txt"), "text", i as u32, t), encoder.vector(t)))
+            .map(|(i, t)| {
+                row(
+                    chunk("r", &format!("f{i}.txt"), "text", i as u32, t),
+                    encoder.vector(t),
+                )
+            })
             .collect();
         table.append(&rows).await.unwrap();
         for (i, text) in texts.iter().enumerate() {
@@ -103,11 +119,28 @@ fn a_chunk_is_found_first_by_its_own_vector() {
         }
         // k = 0 is an empty answer, a huge k returns every row once.
         let v = encoder.vector(texts[0]);
-        assert!(table.search(&SearchRequest::new(v.clone(), 0)).await.unwrap().is_empty());
-        assert_eq!(table.search(&SearchRequest::new(v.clone(), 1_000_000)).await.unwrap().len(), 5);
+        assert!(table
+            .search(&SearchRequest::new(v.clone(), 0))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            table
+                .search(&SearchRequest::new(v.clone(), 1_000_000))
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
         // A query narrower than the table is an error, not a panic.
-        assert!(table.search(&SearchRequest::new(vec![1.0; 8], 3)).await.is_err());
-        assert!(table.search(&SearchRequest::new(vec![f32::NAN; 64], 3)).await.is_err());
+        assert!(table
+            .search(&SearchRequest::new(vec![1.0; 8], 3))
+            .await
+            .is_err());
+        assert!(table
+            .search(&SearchRequest::new(vec![f32::NAN; 64], 3))
+            .await
+            .is_err());
     });
 }
 
@@ -121,29 +154,63 @@ fn ann_index_is_used_filters_apply_before_the_search_and_recall_holds() {
         let queries = generator.sample(40, 1);
         let table = table_of(&db, &data, TableDims::default()).await;
 
-        let report = table.ensure_indexes(&IndexOptions::default()).await.unwrap();
+        let report = table
+            .ensure_indexes(&IndexOptions::default())
+            .await
+            .unwrap();
         assert!(report.ann_ready);
-        assert!(report.created.contains(&"embedding_128".to_string()), "{report:?}");
+        assert!(
+            report.created.contains(&"embedding_128".to_string()),
+            "{report:?}"
+        );
         let stats = table.stats().await.unwrap();
-        let ann = stats.indexes.iter().find(|i| i.column == "embedding_128").unwrap();
-        assert_eq!((ann.index_type.as_str(), ann.indexed_rows), ("IvfFlat", 20_000));
+        let ann = stats
+            .indexes
+            .iter()
+            .find(|i| i.column == "embedding_128")
+            .unwrap();
+        assert_eq!(
+            (ann.index_type.as_str(), ann.indexed_rows),
+            ("IvfFlat", 20_000)
+        );
 
-        // The coarse query runs on the ANN index, with the filter inside the scan.
-        let go = Filter { languages: vec!["go".into()], ..Filter::default() };
+        // The coarse query runs on the ANN index; a selective filter (here 1%) runs flat
+        // over the matching rows, the filter applied inside the scan, before the KNN.
+        let go = Filter {
+            languages: vec!["go".into()],
+            ..Filter::default()
+        };
+        let plan = table
+            .explain_search(&SearchRequest::new(queries[0].clone(), 10))
+            .await
+            .unwrap();
+        assert!(
+            plan.contains("ANNSubIndex") || plan.contains("ANNIvf"),
+            "{plan}"
+        );
         let plan = table
             .explain_search(&SearchRequest::new(queries[0].clone(), 10).filter(go.clone()))
             .await
             .unwrap();
-        assert!(plan.contains("ANNSubIndex") || plan.contains("ANNIvf"), "{plan}");
-        assert!(plan.contains("language"), "the filter is part of the plan: {plan}");
+        let knn = plan.find("KNNVectorDistance").expect("flat KNN");
+        assert!(
+            plan[knn..].contains("language") && !plan[..knn].contains("FilterExec: language"),
+            "the filter sits below (inside) the KNN, not above it: {plan}"
+        );
 
         // Recall@10 of the two-stage search against exact cosine at 768-d.
         let mut found = 0;
         for q in &queries {
             let truth = exact_top_k(&data, q, 10, |_| true);
-            let hits = table.search(&SearchRequest::new(q.clone(), 10)).await.unwrap();
+            let hits = table
+                .search(&SearchRequest::new(q.clone(), 10))
+                .await
+                .unwrap();
             assert_eq!(hits.len(), 10);
-            found += hits.iter().filter(|h| truth.contains(&row_index(&h.path))).count();
+            found += hits
+                .iter()
+                .filter(|h| truth.contains(&row_index(&h.path)))
+                .count();
         }
         let recall = found as f64 / (10 * queries.len()) as f64;
         eprintln!("two-stage recall@10 over 20k vectors: {recall:.3}");
@@ -161,43 +228,91 @@ fn ann_index_is_used_filters_apply_before_the_search_and_recall_holds() {
         // A 1% filter still returns k rows, all matching, and the right ones.
         let mut found = 0;
         for q in queries.iter().take(10) {
-            let hits = table.search(&SearchRequest::new(q.clone(), 10).filter(go.clone())).await.unwrap();
+            let hits = table
+                .search(&SearchRequest::new(q.clone(), 10).filter(go.clone()))
+                .await
+                .unwrap();
             assert_eq!(hits.len(), 10, "prefiltered search returns k rows");
             assert!(hits.iter().all(|h| h.language == "go"));
             let truth = exact_top_k(&data, q, 10, |i| language_of(i) == "go");
-            found += hits.iter().filter(|h| truth.contains(&row_index(&h.path))).count();
+            found += hits
+                .iter()
+                .filter(|h| truth.contains(&row_index(&h.path)))
+                .count();
         }
         assert!(found as f64 / 100.0 >= 0.9, "filtered recall {found}/100");
 
         // Path prefix, glob and repository filters; quotes cannot widen a filter.
         let q = queries[1].clone();
-        let prefix = Filter { path_prefix: Some("src/python/".into()), ..Filter::default() };
-        let hits = table.search(&SearchRequest::new(q.clone(), 5).filter(prefix)).await.unwrap();
+        let prefix = Filter {
+            path_prefix: Some("src/python/".into()),
+            ..Filter::default()
+        };
+        let hits = table
+            .search(&SearchRequest::new(q.clone(), 5).filter(prefix))
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 5);
         assert!(hits.iter().all(|h| h.path.starts_with("src/python/")));
-        let glob = Filter { path_glob: Some("src/*/f1?.x".into()), ..Filter::default() };
-        let hits = table.search(&SearchRequest::new(q.clone(), 20).filter(glob)).await.unwrap();
+        let glob = Filter {
+            path_glob: Some("src/*/f1?.x".into()),
+            ..Filter::default()
+        };
+        let hits = table
+            .search(&SearchRequest::new(q.clone(), 20).filter(glob))
+            .await
+            .unwrap();
         assert_eq!(hits.len(), 10, "f10..f19");
-        let injection = Filter { path_prefix: Some("x' OR '1'='1".into()), ..Filter::default() };
-        assert!(table.search(&SearchRequest::new(q.clone(), 5).filter(injection)).await.unwrap().is_empty());
-        let other_repo = Filter { repo: Some("other".into()), ..Filter::default() };
-        assert!(table.search(&SearchRequest::new(q, 5).filter(other_repo)).await.unwrap().is_empty());
+        let injection = Filter {
+            path_prefix: Some("x' OR '1'='1".into()),
+            ..Filter::default()
+        };
+        assert!(table
+            .search(&SearchRequest::new(q.clone(), 5).filter(injection))
+            .await
+            .unwrap()
+            .is_empty());
+        let other_repo = Filter {
+            repo: Some("other".into()),
+            ..Filter::default()
+        };
+        assert!(table
+            .search(&SearchRequest::new(q, 5).filter(other_repo))
+            .await
+            .unwrap()
+            .is_empty());
     });
 }
 
 #[test]
 fn other_ann_index_kinds_train_on_fp16_and_find_their_rows() {
     runtime().block_on(async {
-        let generator = MatryoshkaGenerator::new(MatryoshkaSpec { clusters: 16, ..MatryoshkaSpec::default() });
+        let generator = MatryoshkaGenerator::new(MatryoshkaSpec {
+            clusters: 16,
+            ..MatryoshkaSpec::default()
+        });
         let data = generator.sample(3_000, 0);
-        for kind in [AnnIndexKind::IvfHnswSq, AnnIndexKind::IvfPq { sub_vectors: 16 }] {
+        for kind in [
+            AnnIndexKind::IvfHnswSq,
+            AnnIndexKind::IvfPq { sub_vectors: 16 },
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let db = Database::open(dir.path()).await.unwrap();
             let table = table_of(&db, &data, TableDims::default()).await;
-            let options = IndexOptions { kind, min_rows_for_ann: 1_000, ..IndexOptions::default() };
-            assert!(table.ensure_indexes(&options).await.unwrap().ann_ready, "{kind:?}");
+            let options = IndexOptions {
+                kind,
+                min_rows_for_ann: 1_000,
+                ..IndexOptions::default()
+            };
+            assert!(
+                table.ensure_indexes(&options).await.unwrap().ann_ready,
+                "{kind:?}"
+            );
             for i in [0, 1234, 2999] {
-                let hits = table.search(&SearchRequest::new(data[i].clone(), 5)).await.unwrap();
+                let hits = table
+                    .search(&SearchRequest::new(data[i].clone(), 5))
+                    .await
+                    .unwrap();
                 assert_eq!(row_index(&hits[0].path), i, "{kind:?}");
             }
         }

@@ -3,12 +3,15 @@
 use crate::support::{rows::chunk, rows::row, runtime, HashEncoder};
 use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancet::engine::{Database, Error, TableDims, TableMetadata};
 use lancet::schemas::{columns as col, fp16_vectors};
 use lancet::udf::{matryoshka, Encoder};
-use lancedb::query::{ExecutableQuery, QueryBase, Select};
 
-const DIMS: TableDims = TableDims { full: 48, prefix: 16 };
+const DIMS: TableDims = TableDims {
+    full: 48,
+    prefix: 16,
+};
 
 fn metadata(encoder: &HashEncoder) -> TableMetadata {
     TableMetadata::new(encoder.identity().clone(), DIMS).unwrap()
@@ -37,7 +40,11 @@ fn fp16_vectors_and_metadata_round_trip() {
         let batches: Vec<RecordBatch> = table
             .lance()
             .query()
-            .select(Select::columns(&[col::TEXT, col::EMBEDDING, "embedding_16"]))
+            .select(Select::columns(&[
+                col::TEXT,
+                col::EMBEDDING,
+                "embedding_16",
+            ]))
             .execute()
             .await
             .unwrap()
@@ -58,7 +65,10 @@ fn fp16_vectors_and_metadata_round_trip() {
             let pooled = encoder.vector(text.value(i));
             let expected = matryoshka::stored_vectors(&pooled, 48, 16).unwrap();
             assert_eq!(full.row(i), matryoshka::to_f16(&expected.full).as_slice());
-            assert_eq!(prefix.row(i), matryoshka::to_f16(&expected.prefix).as_slice());
+            assert_eq!(
+                prefix.row(i),
+                matryoshka::to_f16(&expected.prefix).as_slice()
+            );
         }
     });
 }
@@ -73,7 +83,9 @@ fn another_model_or_other_dims_are_refused_with_both_named() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).await.unwrap();
         let built_with = HashEncoder::new(64);
-        db.create_table("chunks", metadata(&built_with)).await.unwrap();
+        db.create_table("chunks", metadata(&built_with))
+            .await
+            .unwrap();
 
         let other = HashEncoder::new(64).with_id("test/other-model");
         let err = db
@@ -92,14 +104,23 @@ fn another_model_or_other_dims_are_refused_with_both_named() {
 
         let narrower = TableMetadata::new(
             built_with.identity().clone(),
-            TableDims { full: 32, prefix: 16 },
+            TableDims {
+                full: 32,
+                prefix: 16,
+            },
         )
         .unwrap();
-        let err = db.open_or_create_table("chunks", narrower).await.unwrap_err();
+        let err = db
+            .open_or_create_table("chunks", narrower)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("48/16"), "{err}");
 
         let err = db.open_table("missing").await.unwrap_err();
-        assert!(err.to_string().contains("chunks"), "lists existing tables: {err}");
+        assert!(
+            err.to_string().contains("chunks"),
+            "lists existing tables: {err}"
+        );
     });
 }
 
@@ -130,12 +151,18 @@ fn upsert_replace_and_delete_change_exactly_their_rows() {
             .await
             .unwrap();
         assert_eq!((report.inserted, report.updated), (1, 1));
-        assert_eq!(texts(&table, "path = 'b.rs'").await, ["fn b0 changed", "fn b1"]);
+        assert_eq!(
+            texts(&table, "path = 'b.rs'").await,
+            ["fn b0 changed", "fn b1"]
+        );
         assert_eq!(table.count(None).await.unwrap(), 5);
 
         // Replace a file: chunk 1 disappears, chunk 0 changes, other files stay.
         let report = table
-            .replace_files(&[("r".into(), "a.rs".into())], &[make("a.rs", 0, "fn a0 v2")])
+            .replace_files(
+                &[("r".into(), "a.rs".into())],
+                &[make("a.rs", 0, "fn a0 v2")],
+            )
             .await
             .unwrap();
         assert_eq!(report.deleted, 1);
@@ -179,7 +206,9 @@ async fn texts(table: &lancet::engine::ChunkTable, filter: &str) -> Vec<String> 
                 .as_any()
                 .downcast_ref::<arrow_array::StringArray>()
                 .unwrap();
-            (0..a.len()).map(|i| a.value(i).to_string()).collect::<Vec<_>>()
+            (0..a.len())
+                .map(|i| a.value(i).to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     out.sort();

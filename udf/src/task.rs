@@ -191,7 +191,10 @@ mod tests {
                 assert_eq!(role.to_string().parse::<TaskRole>().unwrap(), role);
             }
         }
-        assert_eq!("nl2code".parse::<TaskRole>().unwrap(), Task::Nl2Code.query());
+        assert_eq!(
+            "nl2code".parse::<TaskRole>().unwrap(),
+            Task::Nl2Code.query()
+        );
         assert_eq!(
             "qa.passage".parse::<TaskRole>().unwrap(),
             Task::Qa.document()

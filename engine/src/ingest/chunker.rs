@@ -102,7 +102,9 @@ pub fn line_windows(text: &str, limits: WindowLimits) -> Vec<Span> {
             break;
         }
         // Step back by the overlap, but always move forward.
-        first = (last + 1).saturating_sub(limits.overlap_lines).max(first + 1);
+        first = (last + 1)
+            .saturating_sub(limits.overlap_lines)
+            .max(first + 1);
     }
     spans
 }
@@ -122,7 +124,9 @@ mod tests {
     fn covered(text: &str, spans: &[Span]) -> bool {
         let mut seen = vec![false; text.len()];
         for s in spans {
-            seen[s.start_byte..s.end_byte].iter_mut().for_each(|b| *b = true);
+            seen[s.start_byte..s.end_byte]
+                .iter_mut()
+                .for_each(|b| *b = true);
         }
         seen.into_iter().all(|b| b)
     }
@@ -130,7 +134,11 @@ mod tests {
     #[test]
     fn windows_cover_every_byte_and_overlap() {
         let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        let limits = WindowLimits { max_bytes: 10_000, max_lines: 30, overlap_lines: 5 };
+        let limits = WindowLimits {
+            max_bytes: 10_000,
+            max_lines: 30,
+            overlap_lines: 5,
+        };
         let spans = line_windows(&text, limits);
         assert!(covered(&text, &spans));
         assert_eq!(spans[0].start_line, 1);
@@ -142,7 +150,11 @@ mod tests {
     #[test]
     fn long_lines_are_cut_on_char_boundaries() {
         let text = format!("short\n{}\nend", "é".repeat(100));
-        let limits = WindowLimits { max_bytes: 31, max_lines: 10, overlap_lines: 1 };
+        let limits = WindowLimits {
+            max_bytes: 31,
+            max_lines: 10,
+            overlap_lines: 1,
+        };
         let spans = line_windows(&text, limits);
         assert!(covered(&text, &spans));
         for s in &spans {
@@ -155,6 +167,14 @@ mod tests {
     fn whitespace_only_has_no_chunks() {
         assert!(line_windows(" \n\n\t\n", WindowLimits::for_tokens(512)).is_empty());
         let spans = line_windows("x", WindowLimits::for_tokens(512));
-        assert_eq!(spans, vec![Span { start_byte: 0, end_byte: 1, start_line: 1, end_line: 1 }]);
+        assert_eq!(
+            spans,
+            vec![Span {
+                start_byte: 0,
+                end_byte: 1,
+                start_line: 1,
+                end_line: 1
+            }]
+        );
     }
 }

@@ -19,7 +19,12 @@ const EXTENSIONS: &[(&str, &[&str])] = &[
     ("go", &["go"]),
     ("java", &["java"]),
     ("c", &["c", "h"]),
-    ("cpp", &["cc", "cpp", "cxx", "c++", "hpp", "hh", "hxx", "h++", "ipp", "inl"]),
+    (
+        "cpp",
+        &[
+            "cc", "cpp", "cxx", "c++", "hpp", "hh", "hxx", "h++", "ipp", "inl",
+        ],
+    ),
     ("csharp", &["cs"]),
     ("ruby", &["rb", "rake", "gemspec"]),
     ("php", &["php"]),

@@ -103,7 +103,15 @@ pub async fn index_directory(
         group_chunks += file.text.len() / windows.max_bytes + 1;
         group.push(file);
         if group.len() >= options.commit_files || group_chunks >= options.commit_chunks {
-            write_group(table, encoder.as_ref(), options, windows, &group, &mut summary).await?;
+            write_group(
+                table,
+                encoder.as_ref(),
+                options,
+                windows,
+                &group,
+                &mut summary,
+            )
+            .await?;
             summary.elapsed = started.elapsed();
             progress(&summary);
             group.clear();
@@ -111,7 +119,15 @@ pub async fn index_directory(
         }
     }
     if !group.is_empty() {
-        write_group(table, encoder.as_ref(), options, windows, &group, &mut summary).await?;
+        write_group(
+            table,
+            encoder.as_ref(),
+            options,
+            windows,
+            &group,
+            &mut summary,
+        )
+        .await?;
     }
     let vanished: Vec<(String, String)> = known
         .keys()
@@ -144,7 +160,10 @@ fn chunks_of(repo: &str, file: &SourceFile, windows: WindowLimits) -> Vec<(Chunk
             let text = file.text[span.start_byte..span.end_byte].to_string();
             let embedded = embedded_text(&file.rel_path, None, &text);
             let content_hash = blake3::hash(embedded.as_bytes()).to_hex()[..32].to_string();
-            let id_source = format!("{repo}\0{}\0{}\0{content_hash}", file.rel_path, span.start_byte);
+            let id_source = format!(
+                "{repo}\0{}\0{}\0{content_hash}",
+                file.rel_path, span.start_byte
+            );
             let chunk = Chunk {
                 chunk_id: blake3::hash(id_source.as_bytes()).to_hex()[..32].to_string(),
                 repo: repo.to_string(),
@@ -177,7 +196,10 @@ async fn write_group(
         .iter()
         .flat_map(|f| chunks_of(&options.repo, f, windows))
         .collect();
-    let hashes: Vec<&str> = chunks.iter().map(|(c, _)| c.content_hash.as_str()).collect();
+    let hashes: Vec<&str> = chunks
+        .iter()
+        .map(|(c, _)| c.content_hash.as_str())
+        .collect();
     let stored = table.vectors_by_content(&hashes).await?;
     let mut rows = Vec::with_capacity(chunks.len());
     let mut to_embed: Vec<(Chunk, String)> = Vec::new();
@@ -229,7 +251,11 @@ impl ChunkTable {
         let batches: Vec<RecordBatch> = self
             .table
             .query()
-            .only_if(format!("{} = {}", col::REPO, crate::filter::sql_string(repo)))
+            .only_if(format!(
+                "{} = {}",
+                col::REPO,
+                crate::filter::sql_string(repo)
+            ))
             .select(Select::columns(&[col::PATH, col::FILE_HASH]))
             .execute()
             .await?

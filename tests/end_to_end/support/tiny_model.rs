@@ -34,13 +34,19 @@ pub fn write_tiny_model(dir: &Path, seed: u64) {
         "sliding_window": null,
         "torch_dtype": "float32"
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
     write_weights(&dir.join("model.safetensors"), seed);
     write_tokenizer(&dir.join("tokenizer.json"));
 }
 
 fn write_weights(path: &Path, seed: u64) {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut random = |shape: &[usize], scale: f32| -> Tensor {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n)
@@ -56,7 +62,10 @@ fn write_weights(path: &Path, seed: u64) {
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
     };
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    tensors.insert("model.embed_tokens.weight".into(), random(&[VOCAB, HIDDEN], 1.0));
+    tensors.insert(
+        "model.embed_tokens.weight".into(),
+        random(&[VOCAB, HIDDEN], 1.0),
+    );
     let norm = (random(&[HIDDEN], 0.2) + 1.0).unwrap();
     tensors.insert("model.norm.weight".into(), norm);
     for l in 0..LAYERS {
@@ -64,15 +73,33 @@ fn write_weights(path: &Path, seed: u64) {
         let mut put = |name: &str, t: Tensor| {
             tensors.insert(format!("{p}.{name}"), t);
         };
-        put("input_layernorm.weight", (random(&[HIDDEN], 0.2) + 1.0).unwrap());
-        put("post_attention_layernorm.weight", (random(&[HIDDEN], 0.2) + 1.0).unwrap());
-        put("self_attn.q_proj.weight", random(&[HEADS * HEAD_DIM, HIDDEN], 0.2));
+        put(
+            "input_layernorm.weight",
+            (random(&[HIDDEN], 0.2) + 1.0).unwrap(),
+        );
+        put(
+            "post_attention_layernorm.weight",
+            (random(&[HIDDEN], 0.2) + 1.0).unwrap(),
+        );
+        put(
+            "self_attn.q_proj.weight",
+            random(&[HEADS * HEAD_DIM, HIDDEN], 0.2),
+        );
         put("self_attn.q_proj.bias", random(&[HEADS * HEAD_DIM], 0.1));
-        put("self_attn.k_proj.weight", random(&[KV_HEADS * HEAD_DIM, HIDDEN], 0.2));
+        put(
+            "self_attn.k_proj.weight",
+            random(&[KV_HEADS * HEAD_DIM, HIDDEN], 0.2),
+        );
         put("self_attn.k_proj.bias", random(&[KV_HEADS * HEAD_DIM], 0.1));
-        put("self_attn.v_proj.weight", random(&[KV_HEADS * HEAD_DIM, HIDDEN], 0.2));
+        put(
+            "self_attn.v_proj.weight",
+            random(&[KV_HEADS * HEAD_DIM, HIDDEN], 0.2),
+        );
         put("self_attn.v_proj.bias", random(&[KV_HEADS * HEAD_DIM], 0.1));
-        put("self_attn.o_proj.weight", random(&[HIDDEN, HEADS * HEAD_DIM], 0.2));
+        put(
+            "self_attn.o_proj.weight",
+            random(&[HIDDEN, HEADS * HEAD_DIM], 0.2),
+        );
         put("mlp.gate_proj.weight", random(&[INTERMEDIATE, HIDDEN], 0.2));
         put("mlp.up_proj.weight", random(&[INTERMEDIATE, HIDDEN], 0.2));
         put("mlp.down_proj.weight", random(&[HIDDEN, INTERMEDIATE], 0.2));
@@ -87,6 +114,7 @@ fn write_weights(path: &Path, seed: u64) {
 /// The byte-level BPE of the parity fixture (every byte a token, no merges, and
 /// `<|endoftext|>`), written by `scripts/make_parity_fixture.py` with HF `tokenizers`.
 fn write_tokenizer(path: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2/tokenizer.json");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2/tokenizer.json");
     std::fs::copy(fixture, path).unwrap();
 }

@@ -88,13 +88,13 @@ impl Qwen2Config {
         if heads == 0 || self.num_hidden_layers == 0 || self.hidden_size == 0 {
             return Err(Error::Model(format!("{origin}: zero-sized model")));
         }
-        if heads % self.kv_heads() != 0 {
+        if !heads.is_multiple_of(self.kv_heads()) {
             return Err(Error::Model(format!(
                 "{origin}: {heads} attention heads do not split into {} key/value groups",
                 self.kv_heads()
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(Error::Model(format!(
                 "{origin}: head_dim {} must be even for rotary embeddings",
                 self.head_dim()
@@ -148,6 +148,9 @@ mod tests {
         let err = Qwen2Config::from_json(&json, "x/config.json").unwrap_err();
         assert!(err.to_string().contains("model_type is `bert`"), "{err}");
         let err = Qwen2Config::from_json("{}", "x/config.json").unwrap_err();
-        assert!(err.to_string().contains("not a usable Qwen2 config.json"), "{err}");
+        assert!(
+            err.to_string().contains("not a usable Qwen2 config.json"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,9 @@ use super::device::DeviceSpec;
 use super::files::ModelFiles;
 use super::qwen2::Qwen2Model;
 use super::tokenizer::{TextTokenizer, Tokenized};
-use crate::{Embeddings, Encoder, Error, ModelIdentity, Pooling, Result, Role, TaskRole, PROMPT_SET};
+use crate::{
+    Embeddings, Encoder, Error, ModelIdentity, Pooling, Result, Role, TaskRole, PROMPT_SET,
+};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 

@@ -34,7 +34,11 @@ fn how_to_provide(spec: &str) -> String {
          copy it here and pass its directory with --model DIR (or LANCET_MODEL=DIR); \
          the directory needs config.json, tokenizer.json and model.safetensors \
          (or model-*.safetensors with model.safetensors.index.json)",
-        id = if spec.contains('/') && !Path::new(spec).exists() { spec } else { DEFAULT_MODEL }
+        id = if spec.contains('/') && !Path::new(spec).exists() {
+            spec
+        } else {
+            DEFAULT_MODEL
+        }
     )
 }
 
@@ -238,7 +242,10 @@ fn shards_of(index: &Path) -> Result<Vec<String>> {
         .collect();
     shards.sort();
     shards.dedup();
-    if shards.iter().any(|s| s.contains("..") || s.starts_with('/')) {
+    if shards
+        .iter()
+        .any(|s| s.contains("..") || s.starts_with('/'))
+    {
         return Err(Error::Model(format!(
             "{} names a shard outside the model directory",
             index.display()
@@ -275,21 +282,35 @@ mod tests {
 
     #[test]
     fn missing_directory_and_files_say_what_to_do() {
-        let err = ModelFiles::locate("./no/such/model/dir").unwrap_err().to_string();
-        assert!(err.contains("does not exist") && err.contains("--model"), "{err}");
+        let err = ModelFiles::locate("./no/such/model/dir")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not exist") && err.contains("--model"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
-        let err = ModelFiles::locate(dir.path().to_str().unwrap()).unwrap_err().to_string();
+        let err = ModelFiles::locate(dir.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.json is missing"), "{err}");
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
-        let err = ModelFiles::locate(dir.path().to_str().unwrap()).unwrap_err().to_string();
+        let err = ModelFiles::locate(dir.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no weights"), "{err}");
     }
 
     #[test]
     fn sharded_weights_are_found_through_the_index() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["config.json", "tokenizer.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+        ] {
             std::fs::write(dir.path().join(f), f).unwrap();
         }
         std::fs::write(
@@ -313,7 +334,12 @@ mod tests {
             std::env::set_var("HF_HOME", cache.path());
             std::env::set_var("HF_HUB_OFFLINE", "1");
         }
-        let err = ModelFiles::locate("someone/some-model").unwrap_err().to_string();
-        assert!(err.contains("HF_HUB_OFFLINE") && err.contains("--model DIR"), "{err}");
+        let err = ModelFiles::locate("someone/some-model")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HF_HUB_OFFLINE") && err.contains("--model DIR"),
+            "{err}"
+        );
     }
 }

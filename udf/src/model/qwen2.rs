@@ -149,7 +149,11 @@ struct DecoderLayer {
 impl DecoderLayer {
     fn new(cfg: &Qwen2Config, vb: VarBuilder) -> Result<Self> {
         Ok(DecoderLayer {
-            input_layernorm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
+            input_layernorm: RmsNorm::new(
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+                vb.pp("input_layernorm"),
+            )?,
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
             post_attention_layernorm: RmsNorm::new(
                 cfg.hidden_size,
@@ -165,7 +169,9 @@ impl DecoderLayer {
             .self_attn
             .forward(&self.input_layernorm.forward(xs)?, rotary, mask)?;
         let xs = (xs + attn)?;
-        let mlp = self.mlp.forward(&self.post_attention_layernorm.forward(&xs)?)?;
+        let mlp = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&xs)?)?;
         xs + mlp
     }
 }
@@ -224,7 +230,10 @@ impl Qwen2Model {
             candle_core::bail!("lengths {lengths:?} do not fit a batch of {b} x {l}");
         }
         if l > self.max_positions {
-            candle_core::bail!("sequence of {l} tokens exceeds {} positions", self.max_positions);
+            candle_core::bail!(
+                "sequence of {l} tokens exceeds {} positions",
+                self.max_positions
+            );
         }
         let mut xs = self.embed_tokens.forward(ids)?;
         let mask = causal_mask(l, self.dtype, &self.device)?;
@@ -248,4 +257,3 @@ fn causal_mask(l: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
         .collect();
     Tensor::from_vec(mask, (1, 1, l, l), dev)?.to_dtype(dtype)
 }
-
