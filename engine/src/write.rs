@@ -17,6 +17,17 @@ pub struct WriteReport {
     pub version: u64,
 }
 
+impl From<lancedb::table::MergeResult> for WriteReport {
+    fn from(result: lancedb::table::MergeResult) -> Self {
+        WriteReport {
+            inserted: result.num_inserted_rows,
+            updated: result.num_updated_rows,
+            deleted: result.num_deleted_rows,
+            version: result.version,
+        }
+    }
+}
+
 impl ChunkTable {
     fn batch(&self, rows: &[EmbeddedChunk]) -> Result<RecordBatch> {
         to_record_batch(self.schema.clone(), self.metadata.dims, rows)
@@ -55,13 +66,7 @@ impl ChunkTable {
         merge
             .when_matched_update_all(None)
             .when_not_matched_insert_all();
-        let result = merge.execute(self.reader(batch)).await?;
-        Ok(WriteReport {
-            inserted: result.num_inserted_rows,
-            updated: result.num_updated_rows,
-            deleted: result.num_deleted_rows,
-            version: result.version,
-        })
+        Ok(merge.execute(self.reader(batch)).await?.into())
     }
 
     /// Makes `rows` the complete set of chunks of the files `files` (`(repo, path)`
@@ -88,13 +93,7 @@ impl ChunkTable {
             .when_matched_update_all(None)
             .when_not_matched_insert_all()
             .when_not_matched_by_source_delete(Some(scope));
-        let result = merge.execute(self.reader(batch)).await?;
-        Ok(WriteReport {
-            inserted: result.num_inserted_rows,
-            updated: result.num_updated_rows,
-            deleted: result.num_deleted_rows,
-            version: result.version,
-        })
+        Ok(merge.execute(self.reader(batch)).await?.into())
     }
 
     /// Removes every chunk of one file.

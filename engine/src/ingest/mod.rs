@@ -86,6 +86,12 @@ pub async fn index_directory(
     let mut group: Vec<SourceFile> = Vec::new();
     let mut group_chunks = 0;
     let windows = WindowLimits::for_tokens(options.chunk_tokens);
+    let writer = GroupWriter {
+        table,
+        encoder: encoder.as_ref(),
+        options,
+        windows,
+    };
     for item in walk(root, &options.walk, options.exclude.clone()) {
         let file = match item {
             WalkItem::Skipped(reason, _) => {
@@ -103,15 +109,7 @@ pub async fn index_directory(
         group_chunks += file.text.len() / windows.max_bytes + 1;
         group.push(file);
         if group.len() >= options.commit_files || group_chunks >= options.commit_chunks {
-            write_group(
-                table,
-                encoder.as_ref(),
-                options,
-                windows,
-                &group,
-                &mut summary,
-            )
-            .await?;
+            writer.write(&group, &mut summary).await?;
             summary.elapsed = started.elapsed();
             progress(&summary);
             group.clear();
@@ -119,15 +117,7 @@ pub async fn index_directory(
         }
     }
     if !group.is_empty() {
-        write_group(
-            table,
-            encoder.as_ref(),
-            options,
-            windows,
-            &group,
-            &mut summary,
-        )
-        .await?;
+        writer.write(&group, &mut summary).await?;
     }
     let vanished: Vec<(String, String)> = known
         .keys()
@@ -184,65 +174,74 @@ fn chunks_of(repo: &str, file: &SourceFile, windows: WindowLimits) -> Vec<(Chunk
         .collect()
 }
 
-async fn write_group(
-    table: &ChunkTable,
-    encoder: &dyn Encoder,
-    options: &IngestOptions,
+/// Chunks, embeds (or reuses) and commits one group of files.
+struct GroupWriter<'a> {
+    table: &'a ChunkTable,
+    encoder: &'a dyn Encoder,
+    options: &'a IngestOptions,
     windows: WindowLimits,
-    files: &[SourceFile],
-    summary: &mut IngestSummary,
-) -> Result<()> {
-    let chunks: Vec<(Chunk, String)> = files
-        .iter()
-        .flat_map(|f| chunks_of(&options.repo, f, windows))
-        .collect();
-    let hashes: Vec<&str> = chunks
-        .iter()
-        .map(|(c, _)| c.content_hash.as_str())
-        .collect();
-    let stored = table.vectors_by_content(&hashes).await?;
-    let mut rows = Vec::with_capacity(chunks.len());
-    let mut to_embed: Vec<(Chunk, String)> = Vec::new();
-    for (chunk, embedded) in chunks {
-        match stored.get(&chunk.content_hash) {
-            Some((full, prefix)) => {
-                summary.chunks_reused += 1;
+}
+
+impl GroupWriter<'_> {
+    async fn write(&self, files: &[SourceFile], summary: &mut IngestSummary) -> Result<()> {
+        let GroupWriter {
+            table,
+            encoder,
+            options,
+            windows,
+        } = *self;
+        let chunks: Vec<(Chunk, String)> = files
+            .iter()
+            .flat_map(|f| chunks_of(&options.repo, f, windows))
+            .collect();
+        let hashes: Vec<&str> = chunks
+            .iter()
+            .map(|(c, _)| c.content_hash.as_str())
+            .collect();
+        let stored = table.vectors_by_content(&hashes).await?;
+        let mut rows = Vec::with_capacity(chunks.len());
+        let mut to_embed: Vec<(Chunk, String)> = Vec::new();
+        for (chunk, embedded) in chunks {
+            match stored.get(&chunk.content_hash) {
+                Some((full, prefix)) => {
+                    summary.chunks_reused += 1;
+                    rows.push(EmbeddedChunk {
+                        chunk,
+                        embedding: ChunkEmbedding::Stored {
+                            full: full.clone(),
+                            prefix: prefix.clone(),
+                        },
+                    });
+                }
+                None => to_embed.push((chunk, embedded)),
+            }
+        }
+        for batch in to_embed.chunks(options.embed_batch.max(1)) {
+            let texts: Vec<&str> = batch.iter().map(|(_, e)| e.as_str()).collect();
+            let embeddings = encoder.encode(&texts, Task::Nl2Code.document())?;
+            summary.chunks_embedded += texts.len();
+            summary.tokens_embedded += embeddings.tokens;
+            summary.truncated += embeddings.truncated;
+            for ((chunk, _), vector) in batch.iter().zip(embeddings.rows()) {
                 rows.push(EmbeddedChunk {
-                    chunk,
-                    embedding: ChunkEmbedding::Stored {
-                        full: full.clone(),
-                        prefix: prefix.clone(),
-                    },
+                    chunk: chunk.clone(),
+                    embedding: ChunkEmbedding::Pooled(vector.to_vec()),
                 });
             }
-            None => to_embed.push((chunk, embedded)),
         }
+        let scope: Vec<(String, String)> = files
+            .iter()
+            .map(|f| (options.repo.clone(), f.rel_path.clone()))
+            .collect();
+        let report = table.replace_files(&scope, &rows).await?;
+        summary.files_indexed += files.len();
+        summary.bytes_indexed += files.iter().map(|f| f.bytes).sum::<u64>();
+        summary.chunks_added += report.inserted;
+        summary.chunks_updated += report.updated;
+        summary.chunks_removed += report.deleted;
+        summary.commits += 1;
+        Ok(())
     }
-    for batch in to_embed.chunks(options.embed_batch.max(1)) {
-        let texts: Vec<&str> = batch.iter().map(|(_, e)| e.as_str()).collect();
-        let embeddings = encoder.encode(&texts, Task::Nl2Code.document())?;
-        summary.chunks_embedded += texts.len();
-        summary.tokens_embedded += embeddings.tokens;
-        summary.truncated += embeddings.truncated;
-        for ((chunk, _), vector) in batch.iter().zip(embeddings.rows()) {
-            rows.push(EmbeddedChunk {
-                chunk: chunk.clone(),
-                embedding: ChunkEmbedding::Pooled(vector.to_vec()),
-            });
-        }
-    }
-    let scope: Vec<(String, String)> = files
-        .iter()
-        .map(|f| (options.repo.clone(), f.rel_path.clone()))
-        .collect();
-    let report = table.replace_files(&scope, &rows).await?;
-    summary.files_indexed += files.len();
-    summary.bytes_indexed += files.iter().map(|f| f.bytes).sum::<u64>();
-    summary.chunks_added += report.inserted;
-    summary.chunks_updated += report.updated;
-    summary.chunks_removed += report.deleted;
-    summary.commits += 1;
-    Ok(())
 }
 
 impl ChunkTable {

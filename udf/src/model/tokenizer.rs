@@ -28,21 +28,15 @@ impl TextTokenizer {
             Error::Tokenizer(format!("{}: cannot load tokenizer: {e}", path.display()))
         })?;
         inner.with_padding(None);
-        inner
-            .with_truncation(Some(TruncationParams {
-                max_length: max_tokens.max(1),
-                ..TruncationParams::default()
-            }))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(TextTokenizer {
-            inner,
-            max_tokens: max_tokens.max(1),
-        })
+        Self::limited(inner, max_tokens)
     }
 
     /// The same vocabulary with another length limit.
     pub fn with_max_tokens(&self, max_tokens: usize) -> Result<Self> {
-        let mut inner = self.inner.clone();
+        Self::limited(self.inner.clone(), max_tokens)
+    }
+
+    fn limited(mut inner: Tokenizer, max_tokens: usize) -> Result<Self> {
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens.max(1),
