@@ -10,8 +10,7 @@ use lancet_udf::matryoshka::truncate_normalize;
 
 /// A filter matching at most this many rows is searched flat over the prefix column:
 /// an IVF index probes partitions chosen for the whole table, which may hold few of the
-/// matching rows, while a flat scan of this many 128-d fp16 vectors takes about a
-/// millisecond and misses nothing.
+/// matching rows, while a flat scan of the matching prefix vectors misses nothing.
 const FLAT_FILTERED_ROWS: usize = 50_000;
 
 /// Partitions Lance probes by default; a selective filter probes proportionally more.
@@ -118,7 +117,8 @@ impl ChunkTable {
         if request.k == 0 {
             return Ok(Vec::new());
         }
-        let query = self.vector_query(request).await?;
+        let full = self.full_query(&request.vector)?;
+        let query = self.vector_query(request, &full).await?;
         let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
         match request.mode {
             SearchMode::Exact => {
@@ -133,7 +133,6 @@ impl ChunkTable {
                 Ok(hits)
             }
             SearchMode::TwoStage { .. } => {
-                let full = self.full_query(&request.vector)?;
                 let mut scored = Vec::new();
                 for (b, batch) in batches.iter().enumerate() {
                     let vectors = fp16_vectors(column_ref(batch, col::EMBEDDING)?)?;
@@ -156,7 +155,12 @@ impl ChunkTable {
     /// The physical plan Lance would run for the coarse (or exact) stage of `request`:
     /// shows whether the ANN index is used and where the filter sits.
     pub async fn explain_search(&self, request: &SearchRequest) -> Result<String> {
-        Ok(self.vector_query(request).await?.explain_plan(true).await?)
+        let full = self.full_query(&request.vector)?;
+        Ok(self
+            .vector_query(request, &full)
+            .await?
+            .explain_plan(true)
+            .await?)
     }
 
     fn full_query(&self, vector: &[f32]) -> Result<Vec<f32>> {
@@ -176,12 +180,13 @@ impl ChunkTable {
         Ok(truncate_normalize(vector, dims.full)?)
     }
 
-    async fn vector_query(&self, request: &SearchRequest) -> Result<VectorQuery> {
-        let full = self.full_query(&request.vector)?;
+    /// The Lance query of the coarse (or exact) stage; `full` is the validated,
+    /// normalised full-width query vector.
+    async fn vector_query(&self, request: &SearchRequest, full: &[f32]) -> Result<VectorQuery> {
         let (query_vector, column_name, limit) = match request.mode {
-            SearchMode::Exact => (full, col::EMBEDDING.to_string(), request.k),
+            SearchMode::Exact => (full.to_vec(), col::EMBEDDING.to_string(), request.k),
             SearchMode::TwoStage { refine } => {
-                let prefix = truncate_normalize(&full, self.metadata.dims.prefix)?;
+                let prefix = truncate_normalize(full, self.metadata.dims.prefix)?;
                 let shortlist = request.k.saturating_mul(refine.max(1));
                 (prefix, self.prefix_column.clone(), shortlist)
             }
@@ -190,9 +195,10 @@ impl ChunkTable {
         let rows = self.count(None).await?;
         let limit = limit.min(rows).max(1);
         let filter = request.filter.to_sql();
-        let matching = match &filter {
-            Some(f) => self.count(Some(f.clone())).await?,
-            None => rows,
+        // Selectivity only steers the coarse stage; the exact mode scans anyway.
+        let matching = match (&filter, request.mode) {
+            (Some(f), SearchMode::TwoStage { .. }) => self.count(Some(f.clone())).await?,
+            _ => rows,
         };
         let mut columns: Vec<&str> = col::RESULT_COLUMNS.to_vec();
         if matches!(request.mode, SearchMode::TwoStage { .. }) {
