@@ -31,6 +31,9 @@ pub enum Error {
     /// A parameter out of range or inconsistent with the table.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An ingestion stage failed outside Lance and the encoder.
+    #[error("ingestion: {0}")]
+    Ingest(String),
     /// File-system problem outside Lance.
     #[error("{path}: {source}")]
     Io {

@@ -1,6 +1,7 @@
 //! `lancet index PATH`.
 
 use super::locate::{db_for_root, load_encoder};
+use super::progress::ProgressReport;
 use super::Args;
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -44,6 +45,15 @@ pub struct IndexArgs {
     /// Chunk budget in tokens.
     #[arg(long, default_value_t = 512)]
     pub chunk_tokens: usize,
+    /// Cut files into line windows only (no syntax-aware chunking).
+    #[arg(long)]
+    pub no_syntax: bool,
+    /// Threads reading and chunking files (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Files per commit: a killed job loses at most the groups not yet committed.
+    #[arg(long, default_value_t = 1000)]
+    pub commit_files: usize,
     /// Width of the stored full vector (new tables; at most the model's width).
     #[arg(long, default_value_t = 768)]
     pub full_dims: usize,
@@ -97,20 +107,17 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
             languages,
         },
         chunk_tokens: a.chunk_tokens,
+        syntax: !a.no_syntax,
+        threads: a.threads,
+        commit_files: a.commit_files.max(1),
         exclude: db_path.canonicalize().ok(),
         ..IngestOptions::default()
     };
-    let mut progress = |s: &IngestSummary| {
-        eprintln!(
-            "indexed {} files ({} unchanged, {} skipped), {} chunks embedded, {:.1}s",
-            s.files_indexed,
-            s.files_unchanged,
-            s.files_skipped(),
-            s.chunks_embedded,
-            s.elapsed.as_secs_f64()
-        );
-    };
-    let summary = index_directory(&table, encoder, &root, &options, &mut progress).await?;
+    let mut reporter = ProgressReport::new(a.json);
+    let mut progress = |s: &IngestSummary| reporter.update(s);
+    let summary = index_directory(&table, encoder, &root, &options, &mut progress).await;
+    reporter.finish();
+    let summary = summary?;
     let report = table.ensure_indexes(&IndexOptions::default()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

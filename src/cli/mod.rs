@@ -4,6 +4,7 @@ mod embed;
 mod index;
 mod locate;
 mod output;
+mod progress;
 mod search;
 mod status;
 

@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod encoder;
+mod ingest;
 mod search;
 mod store;

@@ -50,10 +50,17 @@ pub trait Encoder: Send + Sync {
     /// Embeds `texts` as `task` (query or document side).
     fn encode(&self, texts: &[&str], task: TaskRole) -> Result<Embeddings>;
 
-    /// Number of tokens `text` takes, prompt excluded, where the encoder has a tokenizer.
-    fn count_tokens(&self, text: &str) -> Option<usize> {
+    /// Byte offsets, ascending, at which the tokens of `text` start (no prompt, no
+    /// special tokens, no length limit), where the encoder has a tokenizer. The chunker
+    /// sizes chunks with it.
+    fn token_starts(&self, text: &str) -> Option<Vec<usize>> {
         let _ = text;
         None
+    }
+
+    /// Number of tokens `text` takes, prompt excluded, where the encoder has a tokenizer.
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.token_starts(text).map(|starts| starts.len())
     }
 
     /// Output width.

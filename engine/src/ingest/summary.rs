@@ -48,6 +48,10 @@ impl SkipReason {
 /// Counters of one indexing job.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct IngestSummary {
+    /// Files the walk found with a known language (read or not yet).
+    pub files_found: usize,
+    /// Files of those read so far (chunked, unchanged, or skipped for their content).
+    pub files_scanned: usize,
     /// Files new or changed, chunked and written.
     pub files_indexed: usize,
     /// Files whose content hash matched the table (not read further).
@@ -58,6 +62,8 @@ pub struct IngestSummary {
     pub skipped: BTreeMap<SkipReason, usize>,
     /// Files with invalid UTF-8, decoded lossily.
     pub lossy_utf8: usize,
+    /// Files the parser met syntax errors in (chunked anyway).
+    pub syntax_errors: usize,
     /// Bytes of source read for indexed files.
     pub bytes_indexed: u64,
     /// Chunk rows inserted.
@@ -111,6 +117,9 @@ impl fmt::Display for IngestSummary {
         }
         if self.lossy_utf8 > 0 {
             writeln!(f, "  invalid UTF-8 decoded lossily: {}", self.lossy_utf8)?;
+        }
+        if self.syntax_errors > 0 {
+            writeln!(f, "  chunked despite syntax errors: {}", self.syntax_errors)?;
         }
         writeln!(
             f,

@@ -89,17 +89,29 @@ pub struct SourceFile {
     pub lossy: bool,
 }
 
+/// A file the walk found with a known language, not yet read.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Absolute (or root-joined) path.
+    pub path: PathBuf,
+    /// Path relative to the root, `/`-separated.
+    pub rel_path: String,
+    /// Language.
+    pub language: String,
+}
+
 /// One outcome of the walk.
 #[derive(Debug)]
 pub enum WalkItem {
-    /// A file to index.
-    File(SourceFile),
+    /// A file to read and index.
+    File(Candidate),
     /// A file or folder skipped, with the reason.
     Skipped(SkipReason, PathBuf),
 }
 
-/// Walks `root` and yields every file's outcome. `exclude` (the database folder) is never
-/// entered.
+/// Walks `root` and yields every file's outcome, in file-name order, reading nothing
+/// but directories ([`read_source`] reads the files). `exclude` (the database folder)
+/// is never entered.
 pub fn walk<'a>(
     root: &'a Path,
     options: &'a WalkOptions,
@@ -156,6 +168,53 @@ pub fn walk<'a>(
     })
 }
 
+/// Reads a candidate and applies the content checks (size, binary, generated).
+pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<SourceFile, SkipReason> {
+    let Candidate {
+        path,
+        rel_path,
+        language,
+    } = candidate;
+    let mut file = std::fs::File::open(&path).map_err(|_| SkipReason::Unreadable)?;
+    match file.metadata() {
+        Ok(meta) if meta.len() > options.max_file_bytes => return Err(SkipReason::TooLarge),
+        Ok(_) => {}
+        Err(_) => return Err(SkipReason::Unreadable),
+    }
+    // Read at most one byte past the limit: a file that grew since stat is still caught.
+    let mut bytes = Vec::new();
+    file.by_ref()
+        .take(options.max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| SkipReason::Unreadable)?;
+    if bytes.len() as u64 > options.max_file_bytes {
+        return Err(SkipReason::TooLarge);
+    }
+    if looks_binary(&bytes) {
+        return Err(SkipReason::Binary);
+    }
+    if bytes
+        .split(|&b| b == b'\n')
+        .any(|line| line.len() > options.max_line_bytes)
+    {
+        return Err(SkipReason::Generated);
+    }
+    let hash = blake3::hash(&bytes).to_hex()[..32].to_string();
+    let read = bytes.len() as u64;
+    let (text, lossy) = match String::from_utf8(bytes) {
+        Ok(text) => (text, false),
+        Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
+    };
+    Ok(SourceFile {
+        rel_path,
+        language,
+        bytes: read,
+        text,
+        hash,
+        lossy,
+    })
+}
+
 fn error_path(err: &ignore::Error) -> Option<PathBuf> {
     match err {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
@@ -179,48 +238,10 @@ fn classify(path: &Path, rel: &Path, options: &WalkOptions) -> WalkItem {
     let Some(language) = options.languages.detect(rel) else {
         return skipped(SkipReason::UnknownLanguage);
     };
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return skipped(SkipReason::Unreadable);
-    };
-    match file.metadata() {
-        Ok(meta) if meta.len() > options.max_file_bytes => return skipped(SkipReason::TooLarge),
-        Ok(_) => {}
-        Err(_) => return skipped(SkipReason::Unreadable),
-    }
-    // Read at most one byte past the limit: a file that grew since stat is still caught.
-    let mut bytes = Vec::new();
-    if file
-        .by_ref()
-        .take(options.max_file_bytes + 1)
-        .read_to_end(&mut bytes)
-        .is_err()
-    {
-        return skipped(SkipReason::Unreadable);
-    }
-    if bytes.len() as u64 > options.max_file_bytes {
-        return skipped(SkipReason::TooLarge);
-    }
-    if looks_binary(&bytes) {
-        return skipped(SkipReason::Binary);
-    }
-    if bytes
-        .split(|&b| b == b'\n')
-        .any(|line| line.len() > options.max_line_bytes)
-    {
-        return skipped(SkipReason::Generated);
-    }
-    let hash = blake3::hash(&bytes).to_hex()[..32].to_string();
-    let (text, lossy) = match String::from_utf8(bytes) {
-        Ok(text) => (text, false),
-        Err(err) => (String::from_utf8_lossy(err.as_bytes()).into_owned(), true),
-    };
-    WalkItem::File(SourceFile {
+    WalkItem::File(Candidate {
+        path: path.to_path_buf(),
         rel_path,
         language: language.to_string(),
-        bytes: text.len() as u64,
-        text,
-        hash,
-        lossy,
     })
 }
 

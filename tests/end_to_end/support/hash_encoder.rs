@@ -5,9 +5,11 @@ use lancet::udf::{Embeddings, Encoder, ModelIdentity, Pooling, TaskRole};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct HashEncoder {
     identity: ModelIdentity,
+    encoded: AtomicUsize,
 }
 
 impl HashEncoder {
@@ -20,7 +22,13 @@ impl HashEncoder {
                 prompt_set: lancet::udf::PROMPT_SET.into(),
                 dim,
             },
+            encoded: AtomicUsize::new(0),
         }
+    }
+
+    /// Texts encoded so far.
+    pub fn texts_encoded(&self) -> usize {
+        self.encoded.load(Ordering::SeqCst)
     }
 
     pub fn with_id(mut self, id: &str) -> Self {
@@ -56,6 +64,7 @@ impl Encoder for HashEncoder {
     }
 
     fn encode(&self, texts: &[&str], _task: TaskRole) -> lancet::udf::Result<Embeddings> {
+        self.encoded.fetch_add(texts.len(), Ordering::SeqCst);
         let mut data = Vec::with_capacity(texts.len() * self.identity.dim);
         let mut tokens = 0;
         for text in texts {

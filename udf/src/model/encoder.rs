@@ -154,7 +154,7 @@ impl Encoder for QwenEncoder {
         })
     }
 
-    fn count_tokens(&self, text: &str) -> Option<usize> {
-        self.document_tokenizer.count(text).ok()
+    fn token_starts(&self, text: &str) -> Option<Vec<usize>> {
+        self.document_tokenizer.token_starts(text).ok()
     }
 }

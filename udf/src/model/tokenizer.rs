@@ -18,6 +18,8 @@ pub struct Tokenized {
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, for counting whole files.
+    unlimited: Tokenizer,
     max_tokens: usize,
 }
 
@@ -37,6 +39,10 @@ impl TextTokenizer {
     }
 
     fn limited(mut inner: Tokenizer, max_tokens: usize) -> Result<Self> {
+        let mut unlimited = inner.clone();
+        unlimited
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens.max(1),
@@ -45,6 +51,7 @@ impl TextTokenizer {
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(TextTokenizer {
             inner,
+            unlimited,
             max_tokens: max_tokens.max(1),
         })
     }
@@ -71,14 +78,23 @@ impl TextTokenizer {
 
     /// Number of tokens of `text` without special tokens and without the limit.
     pub fn count(&self, text: &str) -> Result<usize> {
-        let mut unlimited = self.inner.clone();
-        unlimited
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        unlimited
+        self.unlimited
             .encode_fast(text, false)
             .map(|e| e.len())
             .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Byte offsets, ascending, at which the tokens of `text` start (no special tokens,
+    /// no limit).
+    pub fn token_starts(&self, text: &str) -> Result<Vec<usize>> {
+        let encoding = self
+            .unlimited
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut starts: Vec<usize> = encoding.get_offsets().iter().map(|(s, _)| *s).collect();
+        // Byte-level pieces of one character share its offset; keep the order rising.
+        starts.sort_unstable();
+        Ok(starts)
     }
 
     /// Id used to fill padded positions: the tokenizer's pad or end-of-text token, else 0.

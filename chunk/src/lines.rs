@@ -2,18 +2,7 @@
 //! few lines so that code cut at a boundary is still seen whole by one chunk. Every byte
 //! of a file lies in some chunk (a file of only whitespace has none).
 
-/// Where a chunk lies in its file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Byte offset of the first byte.
-    pub start_byte: usize,
-    /// Byte offset one past the last byte.
-    pub end_byte: usize,
-    /// First line, 1-based.
-    pub start_line: u32,
-    /// Last line, 1-based, inclusive.
-    pub end_line: u32,
-}
+use crate::Span;
 
 /// Limits of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,179 @@
+//! Ingestion throughput with the embedding step excluded, on a real source tree.
+//!
+//! Phase `scan`: walk, read, hash and syntax-chunk every file on the reader pool (what
+//! `lancet index` does before the encoder), counting files, bytes and chunks. Phase
+//! `index`: the whole job into a fresh table, with an encoder that returns constant
+//! vectors (so the numbers show the pipeline and the Lance writes, not the model).
+//! Prints the numbers and the peak resident memory, and writes
+//! `target/bench-ingest.json`:
+//!
+//!     cargo bench --bench ingest_throughput -- PATH [--threads N] [--skip-index]
+
+use lancet::chunk::{ChunkOptions, Chunker};
+use lancet::engine::ingest::{
+    index_directory, scan, FileOutcome, IngestOptions, ScanEvent, ScanOptions, WalkOptions,
+};
+use lancet::engine::{Database, TableDims, TableMetadata};
+use lancet::udf::{Embeddings, Encoder, ModelIdentity, Pooling, TaskRole};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Constant vectors: the cost of a model is left out on purpose.
+struct ConstantEncoder {
+    identity: ModelIdentity,
+}
+
+impl Encoder for ConstantEncoder {
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    fn max_tokens(&self) -> usize {
+        512
+    }
+
+    fn encode(&self, texts: &[&str], _task: TaskRole) -> lancet::udf::Result<Embeddings> {
+        let dim = self.identity.dim;
+        Ok(Embeddings {
+            dim,
+            data: (0..texts.len() * dim)
+                .map(|i| (i % 7) as f32 + 1.0)
+                .collect(),
+            tokens: 0,
+            truncated: 0,
+        })
+    }
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let root = PathBuf::from(
+        args.iter()
+            .find(|a| !a.starts_with("--") && !a.chars().all(|c| c.is_ascii_digit()))
+            .ok_or_else(|| anyhow::anyhow!("usage: ingest_throughput PATH [--threads N]"))?,
+    );
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let skip_index = args.iter().any(|a| a == "--skip-index");
+    let runtime = tokio::runtime::Runtime::new()?;
+
+    // Phase 1: scan (walk + read + hash + chunk).
+    let started = Instant::now();
+    let mut events = scan(
+        root.clone(),
+        ScanOptions {
+            repo: "bench".into(),
+            walk: WalkOptions::default(),
+            exclude: None,
+            threads,
+            chunker: Chunker::new(ChunkOptions::for_tokens(480)),
+            queue: 256,
+        },
+        Arc::new(HashMap::new()),
+    );
+    let (mut files, mut bytes, mut chunks, mut skipped) = (0usize, 0u64, 0usize, 0usize);
+    runtime.block_on(async {
+        while let Some(event) = events.recv().await {
+            match event {
+                ScanEvent::File(FileOutcome::Chunked(f)) => {
+                    files += 1;
+                    bytes += f.bytes;
+                    chunks += f.chunks.len();
+                }
+                ScanEvent::File(FileOutcome::Skipped(_)) => skipped += 1,
+                _ => {}
+            }
+        }
+    });
+    let scan_secs = started.elapsed().as_secs_f64();
+    let scan_rss = peak_rss_mib();
+    println!(
+        "scan  {}: {files} files ({skipped} skipped), {:.1} MB, {chunks} chunks in {scan_secs:.2} s \
+         = {:.0} files/s, {:.1} MB/s, {:.0} chunks/s; peak RSS {:.0} MiB",
+        root.display(),
+        bytes as f64 / 1e6,
+        files as f64 / scan_secs,
+        bytes as f64 / 1e6 / scan_secs,
+        chunks as f64 / scan_secs,
+        scan_rss.unwrap_or(f64::NAN)
+    );
+
+    // Phase 2: the whole job with constant vectors, into a fresh table.
+    let mut index_report = serde_json::Value::Null;
+    if !skip_index {
+        let dir = tempfile::tempdir()?;
+        let encoder = Arc::new(ConstantEncoder {
+            identity: ModelIdentity {
+                id: "bench/constant".into(),
+                revision: "1".into(),
+                pooling: Pooling::LastToken,
+                prompt_set: lancet::udf::PROMPT_SET.into(),
+                dim: 768,
+            },
+        });
+        let summary = runtime.block_on(async {
+            let db = Database::open(dir.path()).await?;
+            let metadata = TableMetadata::new(encoder.identity().clone(), TableDims::default())?;
+            let table = db.create_table("chunks", metadata).await?;
+            let options = IngestOptions {
+                repo: "bench".into(),
+                threads,
+                ..IngestOptions::default()
+            };
+            anyhow::Ok(index_directory(&table, encoder, &root, &options, &mut |_| {}).await?)
+        })?;
+        let secs = summary.elapsed.as_secs_f64();
+        let rows = summary.chunks_added;
+        println!(
+            "index {}: {} files, {:.1} MB, {rows} rows in {secs:.2} s = {:.0} files/s, \
+             {:.1} MB/s, {:.0} chunks/s ({} commits); peak RSS {:.0} MiB",
+            root.display(),
+            summary.files_indexed,
+            summary.bytes_indexed as f64 / 1e6,
+            summary.files_indexed as f64 / secs,
+            summary.bytes_indexed as f64 / 1e6 / secs,
+            rows as f64 / secs,
+            summary.commits,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+        index_report = serde_json::json!({
+            "files": summary.files_indexed,
+            "bytes": summary.bytes_indexed,
+            "rows": rows,
+            "seconds": secs,
+            "commits": summary.commits,
+            "peak_rss_mib": peak_rss_mib(),
+        });
+    }
+
+    let report = serde_json::json!({
+        "root": root.display().to_string(),
+        "threads": threads,
+        "scan": {
+            "files": files, "skipped": skipped, "bytes": bytes, "chunks": chunks,
+            "seconds": scan_secs, "peak_rss_mib": scan_rss,
+        },
+        "index_constant_vectors": index_report,
+    });
+    let out = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("bench-ingest.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", out.display());
+    Ok(())
+}

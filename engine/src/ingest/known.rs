@@ -1,0 +1,79 @@
+//! What the table already holds: file hashes (to skip unchanged files) and vectors by
+//! content hash (to never embed the same text twice).
+
+use crate::batch::strings;
+use crate::{ChunkTable, Result};
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use half::f16;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancet_schemas::{columns as col, fp16_vectors};
+use std::collections::{HashMap, HashSet};
+
+impl ChunkTable {
+    /// Path -> file hash of every file of `repo` in the table.
+    pub async fn file_hashes(&self, repo: &str) -> Result<HashMap<String, String>> {
+        let batches: Vec<RecordBatch> = self
+            .table
+            .query()
+            .only_if(format!(
+                "{} = {}",
+                col::REPO,
+                crate::filter::sql_string(repo)
+            ))
+            .select(Select::columns(&[col::PATH, col::FILE_HASH]))
+            .execute()
+            .await?
+            .try_collect()
+            .await?;
+        let mut out = HashMap::new();
+        for batch in &batches {
+            let path = strings(batch, col::PATH)?;
+            let hash = strings(batch, col::FILE_HASH)?;
+            for i in 0..batch.num_rows() {
+                out.insert(path.value(i).to_string(), hash.value(i).to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored vectors of rows whose content hash is among `hashes`.
+    pub async fn vectors_by_content(
+        &self,
+        hashes: &[&str],
+    ) -> Result<HashMap<String, (Vec<f16>, Vec<f16>)>> {
+        let mut out = HashMap::new();
+        let unique: HashSet<&str> = hashes.iter().copied().collect();
+        let unique: Vec<&str> = unique.into_iter().collect();
+        for part in unique.chunks(2_048) {
+            let list = part
+                .iter()
+                .map(|h| crate::filter::sql_string(h))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let batches: Vec<RecordBatch> = self
+                .table
+                .query()
+                .only_if(format!("{} IN ({list})", col::CONTENT_HASH))
+                .select(Select::columns(&[
+                    col::CONTENT_HASH,
+                    col::EMBEDDING,
+                    self.prefix_column.as_str(),
+                ]))
+                .execute()
+                .await?
+                .try_collect()
+                .await?;
+            for batch in &batches {
+                let hash = strings(batch, col::CONTENT_HASH)?;
+                let full = fp16_vectors(batch.column(1).as_ref())?;
+                let prefix = fp16_vectors(batch.column(2).as_ref())?;
+                for i in 0..batch.num_rows() {
+                    out.entry(hash.value(i).to_string())
+                        .or_insert_with(|| (full.row(i).to_vec(), prefix.row(i).to_vec()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

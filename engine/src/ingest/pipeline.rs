@@ -1,0 +1,362 @@
+//! The indexing job as a pipeline of stages joined by bounded queues:
+//! scan (readers) -> grouping and reuse lookup -> encoder thread -> writer.
+
+use super::chunks::{EncoderTokens, PendingChunk};
+use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
+use super::summary::IngestSummary;
+use super::{IngestOptions, Progress, HEADER_TOKENS};
+use crate::{ChunkEmbedding, ChunkTable, EmbeddedChunk, Error, Result};
+use lancet_chunk::{ChunkOptions, Chunker};
+use lancet_udf::{Encoder, Task};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc as queue;
+
+/// How often progress is reported while files are read (commits always report).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Counts of one group, added to the summary when the group is committed.
+#[derive(Debug, Default, Clone)]
+struct GroupStats {
+    files: usize,
+    bytes: u64,
+    lossy: usize,
+    syntax_errors: usize,
+    reused: usize,
+    embedded: usize,
+    tokens: usize,
+    truncated: usize,
+}
+
+/// A group of files on its way to the encoder.
+struct EmbedJob {
+    scope: Vec<String>,
+    ready: Vec<EmbeddedChunk>,
+    to_embed: Vec<PendingChunk>,
+    stats: GroupStats,
+}
+
+/// A group of files ready to commit.
+struct WriteJob {
+    scope: Vec<String>,
+    rows: Vec<EmbeddedChunk>,
+    stats: GroupStats,
+}
+
+pub(super) async fn run(
+    table: &ChunkTable,
+    encoder: Arc<dyn Encoder>,
+    root: &Path,
+    options: &IngestOptions,
+    progress: &mut Progress<'_>,
+) -> Result<IngestSummary> {
+    table.check_encoder(encoder.identity())?;
+    if !root.is_dir() {
+        return Err(Error::Io {
+            path: root.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    let started = Instant::now();
+    let known = Arc::new(table.file_hashes(&options.repo).await?);
+    let mut chunk_options =
+        ChunkOptions::for_tokens(options.chunk_tokens.saturating_sub(HEADER_TOKENS).max(32));
+    chunk_options.syntax = options.syntax;
+    chunk_options.counter = EncoderTokens::for_encoder(encoder.clone());
+    let events = scan(
+        root.to_path_buf(),
+        ScanOptions {
+            repo: options.repo.clone(),
+            walk: options.walk.clone(),
+            exclude: options.exclude.clone(),
+            threads: options.threads,
+            chunker: Chunker::new(chunk_options),
+            queue: 256,
+        },
+        known.clone(),
+    );
+
+    let summary = Mutex::new(IngestSummary::default());
+    let progress = Mutex::new(progress);
+    let report = || {
+        let mut snapshot = lock(&summary).clone();
+        snapshot.elapsed = started.elapsed();
+        if let Ok(mut progress) = progress.lock() {
+            (*progress)(&snapshot);
+        }
+    };
+
+    let (embed_tx, embed_rx) = queue::channel::<EmbedJob>(1);
+    let (write_tx, mut write_rx) = queue::channel::<Result<WriteJob>>(1);
+    let embed_batch = options.embed_batch.max(1);
+    let cache_size = options.commit_chunks.max(1024) * 2;
+    let encoder_thread = {
+        let encoder = encoder.clone();
+        std::thread::Builder::new()
+            .name("lancet-encode".into())
+            .spawn(move || encode_stage(encoder, embed_batch, cache_size, embed_rx, write_tx))
+            .map_err(|e| Error::Io {
+                path: "encoder thread".into(),
+                source: e,
+            })?
+    };
+
+    let assemble = async {
+        let mut seen = HashSet::new();
+        let mut group = Vec::new();
+        let mut group_chunks = 0;
+        let mut events = events;
+        let mut last_report = Instant::now();
+        while let Some(event) = events.recv().await {
+            if matches!(event, ScanEvent::File(_)) && lock(&summary).files_found > 0 {
+                lock(&summary).files_scanned += 1;
+            }
+            match event {
+                ScanEvent::Found(n) => lock(&summary).files_found = n,
+                ScanEvent::File(FileOutcome::Skipped(reason)) => lock(&summary).skip(reason),
+                ScanEvent::File(FileOutcome::Unchanged(path)) => {
+                    seen.insert(path);
+                    lock(&summary).files_unchanged += 1;
+                }
+                ScanEvent::File(FileOutcome::Chunked(file)) => {
+                    seen.insert(file.rel_path.clone());
+                    group_chunks += file.chunks.len();
+                    group.push(file);
+                    if group.len() >= options.commit_files || group_chunks >= options.commit_chunks
+                    {
+                        let job = prepare(table, std::mem::take(&mut group)).await?;
+                        group_chunks = 0;
+                        if embed_tx.send(job).await.is_err() {
+                            break; // the encoder or writer failed; its error is returned
+                        }
+                    }
+                }
+            }
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                report();
+                last_report = Instant::now();
+            }
+        }
+        if !group.is_empty() {
+            let job = prepare(table, group).await?;
+            let _ = embed_tx.send(job).await;
+        }
+        drop(embed_tx);
+        Ok::<_, Error>(seen)
+    };
+
+    let write = async {
+        while let Some(job) = write_rx.recv().await {
+            let job = job?;
+            commit(table, &options.repo, job, &summary).await?;
+            report();
+        }
+        Ok::<_, Error>(())
+    };
+
+    let joined = tokio::try_join!(assemble, write);
+    // The encoder thread ends once its queues close, which the join has done.
+    let encoder_result = encoder_thread.join();
+    let (seen, ()) = joined?;
+    if encoder_result.is_err() {
+        return Err(Error::Ingest("the encoder thread panicked".into()));
+    }
+
+    let vanished: Vec<(String, String)> = known
+        .keys()
+        .filter(|path| !seen.contains(*path))
+        .map(|path| (options.repo.clone(), path.clone()))
+        .collect();
+    if !vanished.is_empty() {
+        let written = table.replace_files(&vanished, &[]).await?;
+        let mut s = lock(&summary);
+        s.files_deleted = vanished.len();
+        s.chunks_removed += written.deleted;
+        s.commits += 1;
+    }
+    report();
+    let mut summary = lock(&summary).clone();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Looks up vectors the table already has for the group's chunk texts.
+async fn prepare(table: &ChunkTable, files: Vec<ChunkedFile>) -> Result<EmbedJob> {
+    let hashes: Vec<&str> = files
+        .iter()
+        .flat_map(|f| f.chunks.iter().map(|c| c.chunk.content_hash.as_str()))
+        .collect();
+    let stored = table.vectors_by_content(&hashes).await?;
+    let mut stats = GroupStats {
+        files: files.len(),
+        ..GroupStats::default()
+    };
+    let mut scope = Vec::with_capacity(files.len());
+    let mut ready = Vec::new();
+    let mut to_embed = Vec::new();
+    for file in files {
+        stats.bytes += file.bytes;
+        stats.lossy += usize::from(file.lossy);
+        stats.syntax_errors += usize::from(file.syntax_errors);
+        scope.push(file.rel_path);
+        for pending in file.chunks {
+            match stored.get(&pending.chunk.content_hash) {
+                Some((full, prefix)) => {
+                    stats.reused += 1;
+                    ready.push(EmbeddedChunk {
+                        chunk: pending.chunk,
+                        embedding: ChunkEmbedding::Stored {
+                            full: full.clone(),
+                            prefix: prefix.clone(),
+                        },
+                    });
+                }
+                None => to_embed.push(pending),
+            }
+        }
+    }
+    Ok(EmbedJob {
+        scope,
+        ready,
+        to_embed,
+        stats,
+    })
+}
+
+/// Vectors embedded recently in this job, by content hash: groups still in flight are
+/// not in the table yet, and their texts must not be embedded twice.
+struct RecentVectors {
+    vectors: HashMap<String, Arc<Vec<f32>>>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl RecentVectors {
+    fn new(capacity: usize) -> Self {
+        RecentVectors {
+            vectors: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<Arc<Vec<f32>>> {
+        self.vectors.get(hash).cloned()
+    }
+
+    fn insert(&mut self, hash: String, vector: Arc<Vec<f32>>) {
+        if self.vectors.insert(hash.clone(), vector).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.vectors.remove(&old);
+            }
+        }
+    }
+}
+
+fn encode_stage(
+    encoder: Arc<dyn Encoder>,
+    batch: usize,
+    cache_size: usize,
+    mut jobs: queue::Receiver<EmbedJob>,
+    written: queue::Sender<Result<WriteJob>>,
+) {
+    let mut recent = RecentVectors::new(cache_size);
+    while let Some(job) = jobs.blocking_recv() {
+        let result = embed_group(encoder.as_ref(), batch, &mut recent, job);
+        let failed = result.is_err();
+        if written.blocking_send(result).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Embeds the group's new texts, each distinct text once.
+fn embed_group(
+    encoder: &dyn Encoder,
+    batch: usize,
+    recent: &mut RecentVectors,
+    job: EmbedJob,
+) -> Result<WriteJob> {
+    let EmbedJob {
+        scope,
+        mut ready,
+        to_embed,
+        mut stats,
+    } = job;
+    let mut unique: Vec<&PendingChunk> = Vec::new();
+    let mut queued = HashSet::new();
+    for pending in &to_embed {
+        let hash = pending.chunk.content_hash.as_str();
+        if recent.get(hash).is_none() && queued.insert(hash) {
+            unique.push(pending);
+        }
+    }
+    for part in unique.chunks(batch) {
+        let texts: Vec<&str> = part.iter().map(|p| p.embedded.as_str()).collect();
+        let embeddings = encoder.encode(&texts, Task::Nl2Code.document())?;
+        stats.embedded += texts.len();
+        stats.tokens += embeddings.tokens;
+        stats.truncated += embeddings.truncated;
+        for (pending, vector) in part.iter().zip(embeddings.rows()) {
+            recent.insert(
+                pending.chunk.content_hash.clone(),
+                Arc::new(vector.to_vec()),
+            );
+        }
+    }
+    stats.reused += to_embed.len() - unique.len();
+    for pending in to_embed {
+        let vector = recent
+            .get(&pending.chunk.content_hash)
+            .ok_or_else(|| Error::Ingest("the encoder returned fewer vectors than texts".into()))?;
+        ready.push(EmbeddedChunk {
+            chunk: pending.chunk,
+            embedding: ChunkEmbedding::Pooled(vector.as_ref().clone()),
+        });
+    }
+    Ok(WriteJob {
+        scope,
+        rows: ready,
+        stats,
+    })
+}
+
+async fn commit(
+    table: &ChunkTable,
+    repo: &str,
+    job: WriteJob,
+    summary: &Mutex<IngestSummary>,
+) -> Result<()> {
+    let scope: Vec<(String, String)> = job
+        .scope
+        .into_iter()
+        .map(|path| (repo.to_string(), path))
+        .collect();
+    let report = table.replace_files(&scope, &job.rows).await?;
+    let stats = job.stats;
+    let mut s = lock(summary);
+    s.files_indexed += stats.files;
+    s.bytes_indexed += stats.bytes;
+    s.lossy_utf8 += stats.lossy;
+    s.syntax_errors += stats.syntax_errors;
+    s.chunks_reused += stats.reused;
+    s.chunks_embedded += stats.embedded;
+    s.tokens_embedded += stats.tokens;
+    s.truncated += stats.truncated;
+    s.chunks_added += report.inserted;
+    s.chunks_updated += report.updated;
+    s.chunks_removed += report.deleted;
+    s.commits += 1;
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! Ingestion: the walk's skip rules, incremental re-runs, and a job killed with
+//! SIGKILL that resumes to the same rows as an uninterrupted one.
+
+use crate::support::tiny_model::write_tiny_model;
+use crate::support::{runtime, HashEncoder};
+use arrow_array::{Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancet::engine::ingest::{index_directory, IngestOptions, IngestSummary, SkipReason};
+use lancet::engine::{ChunkTable, Database, TableDims, TableMetadata};
+use lancet::schemas::{columns as col, fp16_vectors};
+use lancet::udf::Encoder;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+async fn table_for(dir: &Path, encoder: &HashEncoder) -> ChunkTable {
+    let db = Database::open(dir).await.unwrap();
+    let metadata = TableMetadata::new(
+        encoder.identity().clone(),
+        TableDims {
+            full: 32,
+            prefix: 8,
+        },
+    )
+    .unwrap();
+    db.open_or_create_table("chunks", metadata).await.unwrap()
+}
+
+async fn index(table: &ChunkTable, encoder: &Arc<HashEncoder>, root: &Path) -> IngestSummary {
+    let options = IngestOptions {
+        repo: "r".into(),
+        commit_files: 2,
+        threads: 2,
+        // Chunks of 60 tokens: each test function is a chunk of its own.
+        chunk_tokens: 92,
+        ..IngestOptions::default()
+    };
+    let encoder: Arc<dyn Encoder> = encoder.clone();
+    index_directory(table, encoder, root, &options, &mut |_| {})
+        .await
+        .unwrap()
+}
+
+/// One row as compared between runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RowKey {
+    chunk_id: String,
+    path: String,
+    content_hash: String,
+    embedding: Vec<u16>,
+}
+
+async fn rows(table: &ChunkTable) -> Vec<RowKey> {
+    let batches: Vec<RecordBatch> = table
+        .lance()
+        .query()
+        .select(Select::columns(&[
+            col::CHUNK_ID,
+            col::PATH,
+            col::CONTENT_HASH,
+            col::EMBEDDING,
+        ]))
+        .execute()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let s = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>().unwrap();
+        let vectors = fp16_vectors(b.column(3).as_ref()).unwrap();
+        for i in 0..b.num_rows() {
+            out.push(RowKey {
+                chunk_id: s(0).value(i).into(),
+                path: s(1).value(i).into(),
+                content_hash: s(2).value(i).into(),
+                embedding: vectors.row(i).iter().map(|x| x.to_bits()).collect(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+fn by_path(rows: &[RowKey]) -> BTreeMap<String, Vec<RowKey>> {
+    let mut out: BTreeMap<String, Vec<RowKey>> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.path.clone()).or_default().push(r.clone());
+    }
+    out
+}
+
+#[test]
+fn gitignore_is_respected_and_every_skip_reason_is_counted() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        write(&repo, ".gitignore", "ignored/\n*.gen.rs\n");
+        write(&repo, "src/lib.rs", "pub fn kept() -> u32 {\n    1\n}\n");
+        write(&repo, "ignored/secret.rs", "fn secret() {}\n");
+        write(&repo, "src/out.gen.rs", "fn generated() {}\n");
+        write(&repo, ".hidden/h.rs", "fn hidden() {}\n");
+        write(&repo, "src/blob.rs", b"fn a() {}\0\x01\x02");
+        write(
+            &repo,
+            "src/huge.rs",
+            format!("// {}\n", "x ".repeat(1_100_000)),
+        );
+        write(
+            &repo,
+            "web/app.min.js",
+            format!("var a={};\n", "1+".repeat(5_000)),
+        );
+        write(&repo, "vendor/dep/lib.rs", "fn vendored() {}\n");
+        write(&repo, "node_modules/pkg/index.js", "module.exports = 1;\n");
+        write(&repo, "Cargo.lock", "# lock\n");
+        write(&repo, "notes.unknownext", "text\n");
+        write(&repo, "src/latin1.py", b"def caf\xe9():\n    return 1\n");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(repo.join("src/lib.rs"), repo.join("src/link.rs")).unwrap();
+
+        let encoder = Arc::new(HashEncoder::new(32));
+        let table = table_for(&dir.path().join("db"), &encoder).await;
+        let summary = index(&table, &encoder, &repo).await;
+
+        let skipped = |r: SkipReason| summary.skipped.get(&r).copied().unwrap_or(0);
+        assert_eq!(skipped(SkipReason::Binary), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::TooLarge), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::Generated), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::Vendored), 2, "{summary}");
+        assert_eq!(skipped(SkipReason::LockFile), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::UnknownLanguage), 1, "{summary}");
+        #[cfg(unix)]
+        assert_eq!(skipped(SkipReason::Symlink), 1, "{summary}");
+        assert_eq!(summary.lossy_utf8, 1, "{summary}");
+        assert_eq!(summary.files_indexed, 2, "{summary}");
+
+        let paths: BTreeSet<String> = rows(&table).await.into_iter().map(|r| r.path).collect();
+        let expected: BTreeSet<String> = ["src/latin1.py", "src/lib.rs"].map(String::from).into();
+        assert_eq!(paths, expected);
+    });
+}
+
+#[test]
+fn reruns_embed_nothing_new_and_edits_change_exactly_their_rows() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let function = |name: &str, body: &str| {
+            format!("pub fn {name}(x: u32) -> u32 {{\n    let y = x * 3 + 1;\n    {body}\n}}\n\n")
+        };
+        let a_v1: String = ["alpha", "beta", "gamma"]
+            .map(|n| function(n, "y + 1"))
+            .concat();
+        write(&repo, "src/a.rs", &a_v1);
+        write(&repo, "src/b.rs", function("delta", "y - 1"));
+        write(&repo, "src/c.py", "def epsilon(x):\n    return x * 2\n");
+        write(
+            &repo,
+            "src/d.go",
+            "package d\n\nfunc Zeta() int { return 7 }\n",
+        );
+        // The same text twice: embedded once.
+        write(&repo, "src/e.rs", function("eta", "y"));
+        write(&repo, "src/copy/e.rs", function("eta", "y"));
+
+        let encoder = Arc::new(HashEncoder::new(32));
+        let table = table_for(&dir.path().join("db"), &encoder).await;
+        let first = index(&table, &encoder, &repo).await;
+        assert_eq!(first.files_indexed, 6);
+        assert_eq!(first.chunks_embedded, encoder.texts_encoded());
+        let before = rows(&table).await;
+        let ids: BTreeSet<&str> = before.iter().map(|r| r.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), before.len(), "duplicate chunk ids");
+        // a.rs: one chunk per function.
+        assert_eq!(by_path(&before)["src/a.rs"].len(), 3);
+
+        // Unchanged tree: nothing read into chunks, nothing embedded, nothing written.
+        let version = table.lance().version().await.unwrap();
+        let embedded = encoder.texts_encoded();
+        let second = index(&table, &encoder, &repo).await;
+        assert_eq!(second.files_unchanged, 6, "{second}");
+        assert_eq!((second.files_indexed, second.commits), (0, 0), "{second}");
+        assert_eq!(encoder.texts_encoded(), embedded);
+        assert_eq!(table.lance().version().await.unwrap(), version);
+
+        // Edit one function of a.rs, delete b.rs, rename c.py.
+        let a_v2 = a_v1.replace(
+            "pub fn beta(x: u32) -> u32 {\n    let y = x * 3 + 1;\n    y + 1",
+            "pub fn beta(x: u32) -> u32 {\n    let y = x * 3 + 1;\n    y + 100",
+        );
+        assert_ne!(a_v1, a_v2);
+        write(&repo, "src/a.rs", &a_v2);
+        std::fs::remove_file(repo.join("src/b.rs")).unwrap();
+        std::fs::rename(repo.join("src/c.py"), repo.join("src/renamed.py")).unwrap();
+        let embedded = encoder.texts_encoded();
+        let third = index(&table, &encoder, &repo).await;
+        let after = rows(&table).await;
+        let (old, new) = (by_path(&before), by_path(&after));
+
+        // Untouched files keep their rows exactly.
+        for path in ["src/d.go", "src/e.rs", "src/copy/e.rs"] {
+            assert_eq!(old[path], new[path], "{path}");
+        }
+        assert!(!new.contains_key("src/b.rs") && !new.contains_key("src/c.py"));
+        assert_eq!(new["src/renamed.py"].len(), old["src/c.py"].len());
+        // In a.rs only beta's chunk changed; alpha's and gamma's rows are kept.
+        let kept: Vec<_> = new["src/a.rs"]
+            .iter()
+            .filter(|r| old["src/a.rs"].contains(r))
+            .collect();
+        assert_eq!((new["src/a.rs"].len(), kept.len()), (3, 2));
+        // Embedded: beta's new text and the renamed file's chunk (its header names the path).
+        assert_eq!(encoder.texts_encoded() - embedded, 2, "{third}");
+        assert_eq!(third.files_deleted, 2, "{third}");
+        assert_eq!(third.files_unchanged, 3, "{third}");
+        let ids: BTreeSet<&str> = after.iter().map(|r| r.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), after.len(), "duplicate chunk ids");
+    });
+}
+
+/// Runs `lancet index` and returns its exit status.
+fn lancet_index(model: &Path, repo: &Path, db: &Path) -> std::process::ExitStatus {
+    Command::new(env!("CARGO_BIN_EXE_lancet"))
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args([
+            "index",
+            repo.to_str().unwrap(),
+            "--commit-files",
+            "4",
+            "--threads",
+            "2",
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
+#[test]
+fn a_job_killed_with_sigkill_resumes_to_the_rows_of_an_uninterrupted_run() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 5);
+    let repo = work.path().join("repo");
+    let files = 160;
+    for i in 0..files {
+        let text: String = (0..3)
+            .map(|j| format!("pub fn f{i}_{j}(x: u64) -> u64 {{\n    x * {i} + {j}\n}}\n\n"))
+            .collect();
+        write(&repo, &format!("src/m{i:03}.rs"), text);
+    }
+
+    let reference = work.path().join("reference");
+    assert!(lancet_index(&model, &repo, &reference).success());
+
+    // Kill the second job after its third commit.
+    let resumed = work.path().join("resumed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lancet"))
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--db",
+            resumed.to_str().unwrap(),
+        ])
+        .args([
+            "index",
+            repo.to_str().unwrap(),
+            "--commit-files",
+            "4",
+            "--threads",
+            "2",
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if line.contains(" 3 commits") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+
+    runtime().block_on(async {
+        let open = |path: std::path::PathBuf| async move {
+            Database::open(&path)
+                .await
+                .unwrap()
+                .open_table("chunks")
+                .await
+                .unwrap()
+        };
+        let expected = rows(&open(reference).await).await;
+        let expected_files = by_path(&expected);
+        assert_eq!(expected_files.len(), files);
+        // The killed job's table opens and holds part of the tree, whole files only.
+        let partial = rows(&open(resumed.clone()).await).await;
+        let partial_files = by_path(&partial);
+        assert!(
+            !partial_files.is_empty() && partial_files.len() < files,
+            "the job was not killed mid-way: {} files",
+            partial_files.len()
+        );
+        for (path, rows) in &partial_files {
+            assert_eq!(rows, &expected_files[path], "{path} is partly written");
+        }
+
+        assert!(lancet_index(&model, &repo, &resumed).success());
+        let got = rows(&open(resumed).await).await;
+        assert_eq!(got, expected);
+        let ids: BTreeSet<&str> = got.iter().map(|r| r.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), got.len(), "duplicate chunk ids");
+    });
+}
