@@ -7,7 +7,9 @@ use crate::tokens::{default_counter, TokenCounter, TokenMap};
 use crate::{ChunkKind, Piece};
 use std::cell::RefCell;
 use std::sync::Arc;
-use tree_sitter::Parser;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+use tree_sitter::{ParseOptions, ParseState, Parser, Point};
 
 /// How files are cut into chunks.
 #[derive(Clone)]
@@ -20,6 +22,9 @@ pub struct ChunkOptions {
     pub syntax: bool,
     /// Counts tokens; the encoder's tokenizer when one is loaded.
     pub counter: Arc<dyn TokenCounter>,
+    /// A file whose parse takes longer falls back to line windows: one pathological
+    /// file never stalls a job.
+    pub parse_timeout: Duration,
 }
 
 impl ChunkOptions {
@@ -30,6 +35,7 @@ impl ChunkOptions {
             merge_below_tokens: (max_tokens / 4).max(1),
             syntax: true,
             counter: default_counter(),
+            parse_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -46,6 +52,7 @@ impl std::fmt::Debug for ChunkOptions {
             .field("max_tokens", &self.max_tokens)
             .field("merge_below_tokens", &self.merge_below_tokens)
             .field("syntax", &self.syntax)
+            .field("parse_timeout", &self.parse_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -119,10 +126,27 @@ impl Chunker {
     }
 
     fn chunk_syntax(&self, grammar: Grammar, text: &str) -> Option<Chunking> {
+        let deadline = Instant::now() + self.options.parse_timeout;
+        let mut give_up = |_: &ParseState| {
+            if Instant::now() > deadline {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let bytes = text.as_bytes();
+        let mut read = |offset: usize, _: Point| bytes.get(offset..).unwrap_or_default();
+        // A parse that runs past the deadline returns None: the file gets line windows.
         let tree = PARSER.with(|parser| {
             let mut parser = parser.borrow_mut();
             parser.set_language(&grammar.language()).ok()?;
-            parser.parse(text, None)
+            let options = ParseOptions::new().progress_callback(&mut give_up);
+            let tree = parser.parse_with_options(&mut read, None, Some(options));
+            if tree.is_none() {
+                // A halted parse would otherwise resume on this thread's next file.
+                parser.reset();
+            }
+            tree
         })?;
         let tokens = TokenMap::new(self.options.counter.as_ref(), text);
         let budget = Budget {

@@ -382,3 +382,18 @@ fn other_languages_fall_back_to_line_windows() {
     assert!(chunking.pieces.iter().all(|p| p.kind == ChunkKind::Lines));
     assert!(chunker().chunk("rust", " \n\t\n").pieces.is_empty());
 }
+
+#[test]
+fn a_parse_past_the_deadline_falls_back_to_line_windows() {
+    let text: String = (0..2_000).map(|i| format!("fn f{i}() -> u32 {{ {i} }}\n")).collect();
+    let mut options = ChunkOptions::for_tokens(120);
+    options.parse_timeout = std::time::Duration::ZERO;
+    let chunking = Chunker::new(options).chunk("rust", &text);
+    assert!(chunking.grammar.is_none());
+    assert!(chunking.pieces.iter().all(|p| p.kind == ChunkKind::Lines));
+    // The same thread parses its next file from the start.
+    let normal = chunker().chunk("python", "def f():\n    return 1\n");
+    assert_eq!(normal.grammar, Some(lancet_chunk::Grammar::Python));
+    assert!(!normal.syntax_errors);
+    assert_eq!(normal.pieces[0].symbol.as_deref(), Some("f"));
+}
