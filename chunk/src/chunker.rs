@@ -6,8 +6,8 @@ use crate::syntax::{chunk_tree, Budget};
 use crate::tokens::{default_counter, TokenCounter, TokenMap};
 use crate::{ChunkKind, Piece};
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree_sitter::{ParseOptions, ParseState, Parser, Point};
 

@@ -385,7 +385,9 @@ fn other_languages_fall_back_to_line_windows() {
 
 #[test]
 fn a_parse_past_the_deadline_falls_back_to_line_windows() {
-    let text: String = (0..2_000).map(|i| format!("fn f{i}() -> u32 {{ {i} }}\n")).collect();
+    let text: String = (0..2_000)
+        .map(|i| format!("fn f{i}() -> u32 {{ {i} }}\n"))
+        .collect();
     let mut options = ChunkOptions::for_tokens(120);
     options.parse_timeout = std::time::Duration::ZERO;
     let chunking = Chunker::new(options).chunk("rust", &text);

@@ -31,6 +31,9 @@ pub enum Error {
     /// A parameter out of range or inconsistent with the table.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A SQL statement could not be planned or run.
+    #[error("SQL: {0}")]
+    Sql(String),
     /// An ingestion stage failed outside Lance and the encoder.
     #[error("ingestion: {0}")]
     Ingest(String),

@@ -13,6 +13,9 @@ pub struct Filter {
     pub path_glob: Option<String>,
     /// Keep rows of this repository.
     pub repo: Option<String>,
+    /// Keep rows matching this Lance SQL predicate (trusted text: build it from values
+    /// you quoted, as the SQL layer does).
+    pub predicate: Option<String>,
 }
 
 impl Filter {
@@ -43,6 +46,9 @@ impl Filter {
         }
         if let Some(repo) = &self.repo {
             clauses.push(format!("{} = {}", col::REPO, sql_string(repo)));
+        }
+        if let Some(predicate) = self.predicate.as_deref().filter(|p| !p.trim().is_empty()) {
+            clauses.push(format!("({predicate})"));
         }
         (!clauses.is_empty()).then(|| clauses.join(" AND "))
     }
@@ -111,6 +117,7 @@ mod tests {
             path_prefix: Some("src/my_mod%".into()),
             path_glob: Some("**/*_test.?s".into()),
             repo: Some("x' OR '1'='1".into()),
+            predicate: None,
         };
         assert_eq!(
             f.to_sql().unwrap(),

@@ -1,5 +1,5 @@
 use crate::{ChunkTable, Result};
-use lancedb::index::scalar::{BTreeIndexBuilder, BitmapIndexBuilder};
+use lancedb::index::scalar::{BTreeIndexBuilder, BitmapIndexBuilder, FtsIndexBuilder};
 use lancedb::index::vector::{IvfFlatIndexBuilder, IvfHnswSqIndexBuilder, IvfPqIndexBuilder};
 use lancedb::index::Index;
 use lancedb::DistanceType;
@@ -32,7 +32,8 @@ pub struct IndexOptions {
     pub min_rows_for_ann: usize,
     /// IVF partitions; `None` picks about sqrt(rows).
     pub num_partitions: Option<u32>,
-    /// Build scalar indexes on the filter columns (path, language, repo) and the key.
+    /// Build scalar indexes on the filter columns (path, language, repo), the key, and
+    /// the full-text index on the chunk text.
     pub scalar_indexes: bool,
 }
 
@@ -104,7 +105,7 @@ impl ChunkTable {
             return Ok(report);
         }
         if options.scalar_indexes {
-            let scalar: [(&str, Index); 5] = [
+            let scalar: [(&str, Index); 6] = [
                 (col::CHUNK_ID, Index::BTree(BTreeIndexBuilder::default())),
                 (col::PATH, Index::BTree(BTreeIndexBuilder::default())),
                 (
@@ -113,6 +114,9 @@ impl ChunkTable {
                 ),
                 (col::LANGUAGE, Index::Bitmap(BitmapIndexBuilder::default())),
                 (col::REPO, Index::Bitmap(BitmapIndexBuilder::default())),
+                // BM25 over chunk text with the code tokenizer: identifiers split on
+                // case and underscores, no stemming.
+                (col::TEXT, Index::FTS(FtsIndexBuilder::code())),
             ];
             for (column, index) in scalar {
                 if !existing.iter().any(|c| c == column) {

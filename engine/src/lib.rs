@@ -18,13 +18,17 @@ mod index;
 pub mod ingest;
 mod rerank;
 mod search;
+pub mod sql;
 mod stats;
 pub mod synthetic;
 mod table;
+mod text_search;
 mod write;
 
 pub use chunk::{Chunk, ChunkEmbedding, EmbeddedChunk};
 pub use database::{Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
+/// The DataFusion version the SQL layer is built on (its Arrow included).
+pub use datafusion;
 pub use error::{Error, Result};
 pub use filter::Filter;
 pub use index::{AnnIndexKind, IndexOptions, IndexReport};
@@ -32,6 +36,7 @@ pub use lancet_schemas::{TableDims, TableMetadata};
 pub use search::{SearchHit, SearchMode, SearchRequest};
 pub use stats::{IndexState, TableStats};
 pub use table::ChunkTable;
+pub use text_search::{reciprocal_rank_fusion, RRF_K};
 pub use write::WriteReport;
 
 pub(crate) use lancet_udf::matryoshka::normalize_in_place as normalize;

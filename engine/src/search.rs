@@ -230,7 +230,7 @@ impl ChunkTable {
     }
 }
 
-fn hit_from_row(batch: &RecordBatch, row: usize, score: f32) -> Result<SearchHit> {
+pub(crate) fn hit_from_row(batch: &RecordBatch, row: usize, score: f32) -> Result<SearchHit> {
     let text = |name: &str| -> Result<String> {
         Ok(column::<StringArray>(batch, name)?.value(row).to_string())
     };

@@ -6,6 +6,7 @@ mod locate;
 mod output;
 mod progress;
 mod search;
+mod sql;
 mod status;
 
 use anyhow::Result;
@@ -46,6 +47,8 @@ pub enum Command {
     Optimize,
     /// Print the embedding of each text as a JSON array.
     Embed(embed::EmbedArgs),
+    /// Run SQL over the database (embed, vector_search, fts, hybrid_search).
+    Sql(sql::SqlArgs),
 }
 
 /// Runs the parsed command.
@@ -60,6 +63,7 @@ pub fn run(args: Args) -> Result<()> {
             Command::Status(a) => status::run(&args, a).await,
             Command::Optimize => status::optimize(&args).await,
             Command::Embed(a) => embed::run(&args, a),
+            Command::Sql(a) => sql::run(&args, a).await,
         }
     })
 }

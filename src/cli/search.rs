@@ -60,6 +60,7 @@ pub async fn run(args: &Args, a: &SearchArgs) -> Result<()> {
         path_prefix: a.path.clone(),
         path_glob: a.glob.clone(),
         repo: a.repo.clone(),
+        predicate: None,
     };
     let mode = if a.exact {
         SearchMode::Exact

@@ -124,6 +124,32 @@ fn index_search_status_and_incremental_rerun() {
         "and the snippet: {text}"
     );
 
+    // SQL: a search with a pushed-down filter, as JSON and CSV; errors exit non-zero.
+    let sql = "SELECT path, kind, symbol FROM vector_search('chunks', 'train a model', 2) \
+               WHERE language = 'python'";
+    let out = lancet(&["--model", m, "sql", sql, "--json"], &repo);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["path"], "tools/train.py", "{rows}");
+    assert_eq!(
+        (rows[0]["kind"].as_str(), rows[0]["symbol"].as_str()),
+        (Some("function"), Some("train"))
+    );
+    let out = lancet(
+        &[
+            "sql",
+            "--no-model",
+            "SELECT language, count(*) AS n FROM chunks GROUP BY language ORDER BY language",
+            "--csv",
+        ],
+        &repo,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "language,n\ngo,1\npython,1\nrust,1\n");
+    let out = lancet(&["sql", "--no-model", "SELECT nope FROM chunks"], &repo);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+
     let out = lancet(&["status", "--json"], &repo);
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();

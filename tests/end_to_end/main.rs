@@ -6,4 +6,5 @@ mod cli;
 mod encoder;
 mod ingest;
 mod search;
+mod sql;
 mod store;

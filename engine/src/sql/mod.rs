@@ -1,0 +1,93 @@
+//! SQL over a Lancet database: a DataFusion session with every chunk table registered
+//! (projection, filter and limit pushed into Lance) and Lancet's functions:
+//!
+//! - `embed(text [, task [, dims]])`: a normalised fp16 vector from the database's model;
+//! - `cosine_distance(a, b)`: 1 - cos over fp16/f32 vectors;
+//! - `vector_search(table, query, k [, refine])`: the two-stage Matryoshka search, the
+//!   query a text (embedded as a query) or a vector;
+//! - `fts(table, text, k)`: BM25 over chunk text;
+//! - `hybrid_search(table, text, k)`: vector and BM25 rankings fused by reciprocal rank.
+
+mod cosine;
+mod embed;
+mod pushdown;
+mod search_functions;
+mod vectors;
+
+pub use cosine::CosineDistance;
+pub use embed::EmbedFunction;
+pub use pushdown::to_lance_sql;
+pub use search_functions::{hit_schema, SearchFunction, SearchKind};
+
+use crate::{ChunkTable, Database, Error, Result};
+use arrow_array::RecordBatch;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::SessionContext;
+use lancedb::table::datafusion::BaseTableAdapter;
+use lancet_udf::Encoder;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A SQL session over one database.
+pub struct Session {
+    context: SessionContext,
+    tables: Arc<BTreeMap<String, ChunkTable>>,
+}
+
+impl Session {
+    /// Registers every table of `db` and the functions. Without an encoder, `embed()`
+    /// is not registered and searches take vector literals only.
+    pub async fn new(db: &Database, encoder: Option<Arc<dyn Encoder>>) -> Result<Self> {
+        let context = SessionContext::new();
+        let mut tables = BTreeMap::new();
+        for name in db.table_names().await? {
+            let table = db.open_table(&name).await?;
+            let adapter = BaseTableAdapter::try_new(table.lance().base_table().clone()).await?;
+            context
+                .register_table(name.as_str(), Arc::new(adapter))
+                .map_err(sql_error)?;
+            tables.insert(name, table);
+        }
+        let tables = Arc::new(tables);
+        context.register_udf(ScalarUDF::from(CosineDistance::default()));
+        if let Some(encoder) = &encoder {
+            let widths: std::collections::BTreeSet<usize> =
+                tables.values().map(|t| t.metadata().dims.full).collect();
+            let dims = match widths.iter().next() {
+                Some(&w) if widths.len() == 1 => w,
+                _ => encoder.dim().min(crate::TableDims::default().full),
+            };
+            context.register_udf(ScalarUDF::from(EmbedFunction::new(encoder.clone(), dims)));
+        }
+        for kind in [SearchKind::Vector, SearchKind::Text, SearchKind::Hybrid] {
+            let function = SearchFunction::new(kind, tables.clone(), encoder.clone());
+            let name = match kind {
+                SearchKind::Vector => "vector_search",
+                SearchKind::Text => "fts",
+                SearchKind::Hybrid => "hybrid_search",
+            };
+            context.register_udtf(name, Arc::new(function));
+        }
+        Ok(Session { context, tables })
+    }
+
+    /// The DataFusion context, for registering more tables or functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    /// Names of the registered chunk tables.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables.keys().cloned().collect()
+    }
+
+    /// Runs one SQL statement and collects its result.
+    pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
+        let frame = self.context.sql(query).await.map_err(sql_error)?;
+        frame.collect().await.map_err(sql_error)
+    }
+}
+
+fn sql_error(e: datafusion::error::DataFusionError) -> Error {
+    Error::Sql(e.to_string())
+}

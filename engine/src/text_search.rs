@@ -1,0 +1,95 @@
+//! Full-text (BM25) search over chunk text, and hybrid search: reciprocal rank fusion
+//! of the vector and the text rankings.
+
+use crate::batch::column;
+use crate::search::hit_from_row;
+use crate::{ChunkTable, Error, Filter, Result, SearchHit, SearchRequest};
+use arrow_array::{Float32Array, RecordBatch};
+use futures::TryStreamExt;
+use lancedb::index::scalar::FullTextSearchQuery;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancet_schemas::columns as col;
+use std::collections::HashMap;
+
+/// The RRF constant: rank r contributes 1 / (RRF_K + r), r from 1.
+pub const RRF_K: f32 = 60.0;
+
+impl ChunkTable {
+    /// The `k` chunks whose text best matches `query` (BM25 with the code tokenizer;
+    /// `score` is the BM25 score). Needs the full-text index of
+    /// [`ChunkTable::ensure_indexes`].
+    pub async fn text_search(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<SearchHit>> {
+        if k == 0 || query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts = FullTextSearchQuery::new(query.to_string())
+            .with_column(col::TEXT.into())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let mut lance_query = self
+            .table
+            .query()
+            .full_text_search(fts)
+            .limit(k)
+            .select(Select::columns(&col::RESULT_COLUMNS));
+        if let Some(filter) = filter.to_sql() {
+            lance_query = lance_query.only_if(filter);
+        }
+        let batches: Vec<RecordBatch> = lance_query.execute().await?.try_collect().await?;
+        let mut hits = Vec::new();
+        for batch in &batches {
+            let scores = column::<Float32Array>(batch, "_score")?;
+            for row in 0..batch.num_rows() {
+                hits.push(hit_from_row(batch, row, scores.value(row))?);
+            }
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        Ok(hits)
+    }
+
+    /// Hybrid search: the vector ranking of `request` and the BM25 ranking of `text`,
+    /// each `2k` deep, fused by reciprocal rank (`score` is the fused score). A chunk
+    /// found by both ranks above one found by either alone at the same ranks.
+    pub async fn hybrid_search(
+        &self,
+        text: &str,
+        request: &SearchRequest,
+    ) -> Result<Vec<SearchHit>> {
+        let k = request.k;
+        let mut deeper = request.clone();
+        deeper.k = k.saturating_mul(2);
+        let vector = self.search(&deeper).await?;
+        let keyword = self.text_search(text, deeper.k, &request.filter).await?;
+        Ok(reciprocal_rank_fusion(&[vector, keyword], k))
+    }
+}
+
+/// Fuses rankings by reciprocal rank: each list adds 1 / (RRF_K + rank) to its hits.
+pub fn reciprocal_rank_fusion(rankings: &[Vec<SearchHit>], k: usize) -> Vec<SearchHit> {
+    let mut fused: HashMap<&str, (f32, &SearchHit)> = HashMap::new();
+    for ranking in rankings {
+        for (rank, hit) in ranking.iter().enumerate() {
+            let entry = fused.entry(hit.chunk_id.as_str()).or_insert((0.0, hit));
+            entry.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+        }
+    }
+    let mut out: Vec<SearchHit> = fused
+        .into_values()
+        .map(|(score, hit)| SearchHit {
+            score,
+            ..hit.clone()
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.chunk_id.cmp(&b.chunk_id))
+    });
+    out.truncate(k);
+    out
+}
