@@ -164,3 +164,47 @@ fn matches_the_transformers_reference() {
         assert!(max_diff < 1e-3, "text {i}: max abs difference {max_diff}");
     }
 }
+
+/// The real Qwen BPE tokenizer (the Apache-2.0 Qwen3 `tokenizer.json`; Qwen2.5 shares its
+/// vocabulary, merges and pre-tokenizer) gives the ids of the Python reference, prompt
+/// included, and the chunker's token offsets count the same tokens.
+#[test]
+fn the_real_qwen_tokenizer_matches_the_python_reference() {
+    use lancet::udf::model::TextTokenizer;
+    use std::io::Read;
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen-tokenizer");
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(fixtures.join("tokenizer.json.gz")).unwrap())
+        .read_to_end(&mut json)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    std::fs::write(&path, json).unwrap();
+    let tokenizer = TextTokenizer::from_file(&path, 8192).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("reference.json")).unwrap())
+            .unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let prompted = lancet::udf::Task::Nl2Code.document().apply(text);
+        assert_eq!(prompted, case["prompted"].as_str().unwrap());
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let got = tokenizer.encode_batch(vec![prompted.clone()]).unwrap();
+        assert_eq!(got[0].ids, expected, "{text:?}");
+        assert!(!got[0].truncated);
+        assert_eq!(
+            tokenizer.token_starts(&prompted).unwrap().len(),
+            expected.len(),
+            "{text:?}"
+        );
+    }
+    assert_eq!(tokenizer.pad_id(), 151643);
+}
