@@ -126,28 +126,56 @@ fn gitignore_is_respected_and_every_skip_reason_is_counted() {
         write(&repo, "Cargo.lock", "# lock\n");
         write(&repo, "notes.unknownext", "text\n");
         write(&repo, "src/latin1.py", b"def caf\xe9():\n    return 1\n");
+        write(&repo, "src/empty.rs", "");
+        write(&repo, "src/blank.py", " \n\n\t\n");
+        // UTF-16 text has NUL bytes: taken as binary, like git does.
+        let utf16: Vec<u8> = "fn wide() {}"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        write(&repo, "src/wide.rs", utf16);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(repo.join("src/lib.rs"), repo.join("src/link.rs")).unwrap();
+        {
+            use std::os::unix::ffi::OsStrExt;
+            std::os::unix::fs::symlink(repo.join("src/lib.rs"), repo.join("src/link.rs")).unwrap();
+            // A symlink loop is not followed either.
+            std::os::unix::fs::symlink(repo.join("loop"), repo.join("loop")).unwrap();
+            let name = std::ffi::OsStr::from_bytes(b"src/bad\xff.rs");
+            std::fs::write(repo.join(name), "fn bad_name() {}\n").unwrap();
+        }
 
         let encoder = Arc::new(HashEncoder::new(32));
         let table = table_for(&dir.path().join("db"), &encoder).await;
         let summary = index(&table, &encoder, &repo).await;
 
         let skipped = |r: SkipReason| summary.skipped.get(&r).copied().unwrap_or(0);
-        assert_eq!(skipped(SkipReason::Binary), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::Binary), 2, "{summary}");
+        assert_eq!(skipped(SkipReason::Empty), 2, "{summary}");
         assert_eq!(skipped(SkipReason::TooLarge), 1, "{summary}");
         assert_eq!(skipped(SkipReason::Generated), 1, "{summary}");
         assert_eq!(skipped(SkipReason::Vendored), 2, "{summary}");
         assert_eq!(skipped(SkipReason::LockFile), 1, "{summary}");
         assert_eq!(skipped(SkipReason::UnknownLanguage), 1, "{summary}");
         #[cfg(unix)]
-        assert_eq!(skipped(SkipReason::Symlink), 1, "{summary}");
+        assert_eq!(
+            (
+                skipped(SkipReason::Symlink),
+                skipped(SkipReason::NonUtf8Name)
+            ),
+            (2, 1),
+            "{summary}"
+        );
         assert_eq!(summary.lossy_utf8, 1, "{summary}");
         assert_eq!(summary.files_indexed, 2, "{summary}");
 
         let paths: BTreeSet<String> = rows(&table).await.into_iter().map(|r| r.path).collect();
         let expected: BTreeSet<String> = ["src/latin1.py", "src/lib.rs"].map(String::from).into();
         assert_eq!(paths, expected);
+
+        // Skipped files stay skipped: a re-run reads them again and commits nothing.
+        let again = index(&table, &encoder, &repo).await;
+        assert_eq!((again.files_indexed, again.commits), (0, 0), "{again}");
+        assert_eq!(again.files_unchanged, 2, "{again}");
     });
 }
 

@@ -26,6 +26,8 @@ pub enum SkipReason {
     Symlink,
     /// Its path is not valid UTF-8.
     NonUtf8Name,
+    /// Empty or only whitespace: nothing to search.
+    Empty,
 }
 
 impl SkipReason {
@@ -41,6 +43,7 @@ impl SkipReason {
             SkipReason::Unreadable => "unreadable",
             SkipReason::Symlink => "symlink",
             SkipReason::NonUtf8Name => "non-UTF-8 name",
+            SkipReason::Empty => "empty",
         }
     }
 }

@@ -199,6 +199,9 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
     {
         return Err(SkipReason::Generated);
     }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(SkipReason::Empty);
+    }
     let hash = blake3::hash(&bytes).to_hex()[..32].to_string();
     let read = bytes.len() as u64;
     let (text, lossy) = match String::from_utf8(bytes) {
