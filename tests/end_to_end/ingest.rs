@@ -361,3 +361,141 @@ fn a_job_killed_with_sigkill_resumes_to_the_rows_of_an_uninterrupted_run() {
         assert_eq!(ids.len(), got.len(), "duplicate chunk ids");
     });
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn index_command(model: &Path, repo: &Path, db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lancet"));
+    command
+        .args([
+            "--model",
+            model.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .args(["index", repo.to_str().unwrap(), "--repo", "r"])
+        .args(["--commit-files", "3", "--threads", "2"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+/// An update job (edits, deletions, additions) killed with SIGKILL at points spread over
+/// its whole run (walk, embedding, commits, index building): after every kill the table
+/// opens, has no duplicate ids, and holds every file fully at its old or fully at its
+/// new state; a re-run then ends with the rows of a clean run. `LANCET_KILL_POINTS`
+/// (default 6) sets how many points are tried.
+#[test]
+fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
+    let kill_points: usize = std::env::var("LANCET_KILL_POINTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 9);
+    let function = |i: usize, j: usize, body: &str| {
+        format!("pub fn g{i}_{j}(x: u64) -> u64 {{\n    {body} + {j}\n}}\n\n")
+    };
+    let (old_tree, new_tree) = (work.path().join("v1"), work.path().join("v2"));
+    for i in 0..90 {
+        let old: String = (0..3)
+            .map(|j| function(i, j, &format!("x * {i}")))
+            .collect();
+        write(&old_tree, &format!("src/m{i:03}.rs"), &old);
+        // v2: a third of the files edited, a sixth deleted, the rest unchanged.
+        match i % 6 {
+            0 | 1 => {
+                let new: String = (0..3)
+                    .map(|j| function(i, j, &format!("x / {}", i + 1)))
+                    .collect();
+                write(&new_tree, &format!("src/m{i:03}.rs"), new);
+            }
+            2 => {}
+            _ => write(&new_tree, &format!("src/m{i:03}.rs"), &old),
+        }
+    }
+    for i in 0..30 {
+        write(
+            &new_tree,
+            &format!("src/added{i:03}.rs"),
+            function(1000 + i, 0, "x"),
+        );
+    }
+
+    let (old_db, new_db) = (work.path().join("old-db"), work.path().join("new-db"));
+    assert!(index_command(&model, &old_tree, &old_db)
+        .status()
+        .unwrap()
+        .success());
+    assert!(index_command(&model, &new_tree, &new_db)
+        .status()
+        .unwrap()
+        .success());
+    // How long the update takes, to spread the kills over it.
+    let probe = work.path().join("probe");
+    copy_dir(&old_db, &probe);
+    let started = std::time::Instant::now();
+    assert!(index_command(&model, &new_tree, &probe)
+        .status()
+        .unwrap()
+        .success());
+    let duration = started.elapsed();
+
+    let rt = runtime();
+    let read = |db: std::path::PathBuf| {
+        rt.block_on(async {
+            let table = Database::open(&db)
+                .await
+                .unwrap()
+                .open_table("chunks")
+                .await
+                .unwrap();
+            rows(&table).await
+        })
+    };
+    let old_files = by_path(&read(old_db.clone()));
+    let expected = read(new_db);
+    let new_files = by_path(&expected);
+    assert_eq!(read(probe), expected);
+
+    for point in 0..kill_points {
+        let db = work.path().join(format!("killed-{point}"));
+        copy_dir(&old_db, &db);
+        let mut child = index_command(&model, &new_tree, &db).spawn().unwrap();
+        std::thread::sleep(duration.mul_f64((point as f64 + 0.5) / kill_points as f64));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let after = read(db.clone());
+        let ids: BTreeSet<&str> = after.iter().map(|r| r.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), after.len(), "kill {point}: duplicate chunk ids");
+        for (path, rows) in by_path(&after) {
+            assert!(
+                old_files.get(&path) == Some(&rows) || new_files.get(&path) == Some(&rows),
+                "kill {point}: {path} is neither fully old nor fully new"
+            );
+        }
+        assert!(index_command(&model, &new_tree, &db)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(
+            read(db),
+            expected,
+            "kill {point}: the re-run differs from a clean run"
+        );
+    }
+}
