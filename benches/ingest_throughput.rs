@@ -8,17 +8,31 @@
 //! `target/bench-ingest.json`:
 //!
 //!     cargo bench --bench ingest_throughput -- PATH [--threads N] [--skip-index]
+//!         [--tokenizer tokenizer.json]
+//!
+//! With `--tokenizer`, chunk budgets are counted with that tokenizer (as `lancet index`
+//! does with the model's), otherwise with the built-in estimate.
 
-use lancet::chunk::{ChunkOptions, Chunker};
+use lancet::chunk::{ChunkOptions, Chunker, TokenCounter};
 use lancet::engine::ingest::{
     index_directory, scan, FileOutcome, IngestOptions, ScanEvent, ScanOptions, WalkOptions,
 };
 use lancet::engine::{Database, TableDims, TableMetadata};
+use lancet::udf::model::TextTokenizer;
 use lancet::udf::{Embeddings, Encoder, ModelIdentity, Pooling, TaskRole};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Token offsets from a real tokenizer file.
+struct FileTokens(TextTokenizer);
+
+impl TokenCounter for FileTokens {
+    fn token_starts(&self, text: &str) -> Vec<usize> {
+        self.0.token_starts(text).unwrap_or_default()
+    }
+}
 
 /// Constant vectors: the cost of a model is left out on purpose.
 struct ConstantEncoder {
@@ -64,12 +78,14 @@ fn main() -> anyhow::Result<()> {
             .find(|a| !a.starts_with("--") && !a.chars().all(|c| c.is_ascii_digit()))
             .ok_or_else(|| anyhow::anyhow!("usage: ingest_throughput PATH [--threads N]"))?,
     );
-    let threads = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
+    let threads = value_of("--threads")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let mut chunk_options = ChunkOptions::for_tokens(480);
+    if let Some(path) = &tokenizer {
+        let tokens = TextTokenizer::from_file(std::path::Path::new(path), 512)?;
+        chunk_options.counter = Arc::new(FileTokens(tokens));
+    }
     let skip_index = args.iter().any(|a| a == "--skip-index");
     let runtime = tokio::runtime::Runtime::new()?;
 
@@ -82,7 +98,7 @@ fn main() -> anyhow::Result<()> {
             walk: WalkOptions::default(),
             exclude: None,
             threads,
-            chunker: Chunker::new(ChunkOptions::for_tokens(480)),
+            chunker: Chunker::new(chunk_options),
             queue: 256,
         },
         Arc::new(HashMap::new()),
@@ -165,6 +181,7 @@ fn main() -> anyhow::Result<()> {
     let report = serde_json::json!({
         "root": root.display().to_string(),
         "threads": threads,
+        "token_counter": tokenizer.unwrap_or_else(|| "estimate".into()),
         "scan": {
             "files": files, "skipped": skipped, "bytes": bytes, "chunks": chunks,
             "seconds": scan_secs, "peak_rss_mib": scan_rss,
