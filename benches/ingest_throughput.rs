@@ -73,11 +73,23 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let root = PathBuf::from(
+    let value_of = |flag: &str| {
         args.iter()
-            .find(|a| !a.starts_with("--") && !a.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| anyhow::anyhow!("usage: ingest_throughput PATH [--threads N]"))?,
-    );
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let tokenizer = value_of("--tokenizer");
+    // PATH is the first argument that is neither a flag nor a flag's value.
+    let root = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| {
+            !a.starts_with("--")
+                && (*i == 0 || !matches!(args[i - 1].as_str(), "--threads" | "--tokenizer"))
+        })
+        .map(|(_, a)| PathBuf::from(a))
+        .ok_or_else(|| anyhow::anyhow!("usage: ingest_throughput PATH [--threads N]"))?;
     let threads = value_of("--threads")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
