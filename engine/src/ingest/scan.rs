@@ -127,6 +127,9 @@ fn walk_and_dispatch(
                 .ok()
         })
         .collect();
+    // Only the workers hold the inbox now: if they all stop (the consumer went away),
+    // the sends below fail instead of blocking forever.
+    drop(inbox);
     for candidate in candidates {
         if work.send(candidate).is_err() {
             break;
