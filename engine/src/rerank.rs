@@ -1,12 +1,13 @@
 //! Exact cosine at full width over the shortlist: the second stage of the search.
 
-use half::f16;
-
-/// Cosine similarity of an f32 query (any norm) and a stored fp16 vector, in f32.
-pub(crate) fn cosine(query: &[f32], stored: &[f16]) -> f32 {
+/// Cosine similarity of an f32 query (any norm) and a stored vector of f32 or fp16, in f32.
+pub(crate) fn cosine<T: Copy>(query: &[f32], stored: &[T]) -> f32
+where
+    f32: From<T>,
+{
     let (mut dot, mut qq, mut ss) = (0f32, 0f32, 0f32);
     for (&q, &s) in query.iter().zip(stored) {
-        let s = s.to_f32();
+        let s = f32::from(s);
         dot += q * s;
         qq += q * q;
         ss += s * s;
@@ -30,6 +31,7 @@ pub(crate) fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::f16;
 
     #[test]
     fn cosine_ignores_norms() {

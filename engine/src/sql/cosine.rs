@@ -2,6 +2,7 @@
 //! to `List<Float64>` as the built-in does: 1 - cos, in f32.
 
 use super::vectors::{is_vector_type, row};
+use crate::rerank::cosine;
 use arrow_array::{ArrayRef, Float32Array};
 use arrow_schema::DataType;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -97,20 +98,5 @@ impl ScalarUDFImpl for CosineDistance {
         } else {
             Ok(ColumnarValue::Array(Arc::new(array)))
         }
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut aa, mut bb) = (0f32, 0f32, 0f32);
-    for (&x, &y) in a.iter().zip(b) {
-        dot += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    let denom = (aa * bb).sqrt();
-    if denom > 0.0 {
-        dot / denom
-    } else {
-        0.0
     }
 }

@@ -61,12 +61,7 @@ impl Session {
         }
         for kind in [SearchKind::Vector, SearchKind::Text, SearchKind::Hybrid] {
             let function = SearchFunction::new(kind, tables.clone(), encoder.clone());
-            let name = match kind {
-                SearchKind::Vector => "vector_search",
-                SearchKind::Text => "fts",
-                SearchKind::Hybrid => "hybrid_search",
-            };
-            context.register_udtf(name, Arc::new(function));
+            context.register_udtf(kind.name(), Arc::new(function));
         }
         Ok(Session { context, tables })
     }

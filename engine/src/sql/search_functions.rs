@@ -46,7 +46,8 @@ pub enum SearchKind {
 }
 
 impl SearchKind {
-    fn name(self) -> &'static str {
+    /// The SQL name of the function.
+    pub fn name(self) -> &'static str {
         match self {
             SearchKind::Vector => "vector_search",
             SearchKind::Text => "fts",
