@@ -83,7 +83,7 @@ impl Database {
             });
         }
         let table = self.connection.open_table(name).execute().await?;
-        ChunkTable::from_lance(table).await
+        ChunkTable::from_lance(table, Some(self.hot_dir(name))).await
     }
 
     /// Creates an empty chunk table recording `metadata`.
@@ -97,7 +97,9 @@ impl Database {
             .create_empty_table(name, schema)
             .execute()
             .await?;
-        ChunkTable::from_lance(table).await
+        // A hot index left by an earlier table of the same name describes other rows.
+        crate::hot::remove_snapshots(&self.hot_dir(name))?;
+        ChunkTable::from_lance(table, Some(self.hot_dir(name))).await
     }
 
     /// Opens `name` if it exists (checking it was built with `metadata`'s model and
@@ -124,9 +126,14 @@ impl Database {
         self.create_table(name, metadata).await
     }
 
-    /// Deletes a table and its files.
+    /// Deletes a table and its files, its hot index included.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         self.connection.drop_table(name, &[]).await?;
-        Ok(())
+        crate::hot::remove_snapshots(&self.hot_dir(name))
+    }
+
+    /// Folder of the hot index of table `name`, beside the table's own folder.
+    fn hot_dir(&self, name: &str) -> PathBuf {
+        self.location.join(format!("{name}.hot"))
     }
 }

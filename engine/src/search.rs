@@ -16,6 +16,10 @@ const FLAT_FILTERED_ROWS: usize = 50_000;
 /// Partitions Lance probes by default; a selective filter probes proportionally more.
 const DEFAULT_NPROBES: usize = 20;
 
+/// Breadth of the hot index's graph walk unless the request sets one (never below the
+/// shortlist).
+pub const DEFAULT_EF: usize = 64;
+
 /// How the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchMode {
@@ -49,6 +53,8 @@ pub struct SearchRequest {
     pub mode: SearchMode,
     /// IVF partitions probed by the coarse search (`None`: Lance's default).
     pub nprobes: Option<usize>,
+    /// Breadth of the graph walk when the table has a hot index (`None`: [`DEFAULT_EF`]).
+    pub ef: Option<usize>,
 }
 
 impl SearchRequest {
@@ -60,6 +66,7 @@ impl SearchRequest {
             filter: Filter::default(),
             mode: SearchMode::default(),
             nprobes: None,
+            ef: None,
         }
     }
 
@@ -78,6 +85,12 @@ impl SearchRequest {
     /// Sets the IVF partitions probed.
     pub fn nprobes(mut self, nprobes: usize) -> Self {
         self.nprobes = Some(nprobes);
+        self
+    }
+
+    /// Sets the breadth of the hot index's graph walk.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
         self
     }
 }
@@ -113,11 +126,17 @@ pub struct SearchHit {
 
 impl ChunkTable {
     /// Runs a search and returns at most `k` hits, best first.
+    ///
+    /// A two-stage search runs on the hot index when this handle has one (see
+    /// [`ChunkTable::open_hot_index`]) and as Lance queries otherwise.
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
         if request.k == 0 {
             return Ok(Vec::new());
         }
         let full = self.full_query(&request.vector)?;
+        if let Some(best) = self.hot_row_ids(request, &full).await? {
+            return self.hits_of_rows(&best).await;
+        }
         let query = self.vector_query(request, &full).await?;
         let batches: Vec<RecordBatch> = query.execute().await?.try_collect().await?;
         match request.mode {
@@ -150,6 +169,60 @@ impl ChunkTable {
                     .collect()
             }
         }
+    }
+
+    /// The two-stage search of `request` on the hot index, as `(row id, score)` best
+    /// first: `None` when this handle has no hot index or the request is exact.
+    pub async fn search_row_ids(&self, request: &SearchRequest) -> Result<Option<Vec<(u64, f32)>>> {
+        if request.k == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let full = self.full_query(&request.vector)?;
+        self.hot_row_ids(request, &full).await
+    }
+
+    async fn hot_row_ids(
+        &self,
+        request: &SearchRequest,
+        full: &[f32],
+    ) -> Result<Option<Vec<(u64, f32)>>> {
+        let SearchMode::TwoStage { refine } = request.mode else {
+            return Ok(None);
+        };
+        let shortlist = request.k.saturating_mul(refine.max(1));
+        let ef = request.ef.unwrap_or(DEFAULT_EF).max(shortlist);
+        self.hot_search(full, request.k, shortlist, ef, &request.filter)
+            .await
+    }
+
+    /// The hits of the given rows, in the given order, with the given scores; rows that
+    /// left the table since are skipped.
+    async fn hits_of_rows(&self, best: &[(u64, f32)]) -> Result<Vec<SearchHit>> {
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches: Vec<RecordBatch> = self
+            .table
+            .take_row_ids(best.iter().map(|b| b.0).collect())
+            .select(Select::columns(&col::RESULT_COLUMNS))
+            .with_row_id()
+            .execute()
+            .await?
+            .try_collect()
+            .await?;
+        let mut at = std::collections::HashMap::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let ids = column::<UInt64Array>(batch, "_rowid")?;
+            for row in 0..batch.num_rows() {
+                at.insert(ids.value(row), (b, row));
+            }
+        }
+        best.iter()
+            .filter_map(|&(id, score)| {
+                at.get(&id)
+                    .map(|&(b, row)| hit_from_row(&batches[b], row, score))
+            })
+            .collect()
     }
 
     /// The physical plan Lance would run for the coarse (or exact) stage of `request`:

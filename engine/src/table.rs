@@ -2,6 +2,8 @@ use crate::{Error, Result};
 use arrow_schema::SchemaRef;
 use lancedb::Table;
 use lancet_schemas::{ModelIdentity, TableMetadata};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One table of code chunks and their embeddings.
 ///
@@ -12,6 +14,10 @@ pub struct ChunkTable {
     pub(crate) schema: SchemaRef,
     pub(crate) metadata: TableMetadata,
     pub(crate) prefix_column: String,
+    /// Folder of the hot index's snapshots (`None` for a table not opened from a folder).
+    pub(crate) hot_dir: Option<PathBuf>,
+    /// The hot index, once opened; shared by clones of this handle.
+    pub(crate) hot: Arc<tokio::sync::RwLock<Option<crate::hot::HotIndex>>>,
 }
 
 impl std::fmt::Debug for ChunkTable {
@@ -24,7 +30,7 @@ impl std::fmt::Debug for ChunkTable {
 }
 
 impl ChunkTable {
-    pub(crate) async fn from_lance(table: Table) -> Result<Self> {
+    pub(crate) async fn from_lance(table: Table, hot_dir: Option<PathBuf>) -> Result<Self> {
         let schema = table.schema().await?;
         let metadata = TableMetadata::from_schema(&schema).map_err(|e| match e {
             lancet_schemas::Error::InvalidMetadata(msg) => Error::Schema(
@@ -38,6 +44,8 @@ impl ChunkTable {
             schema,
             metadata,
             prefix_column,
+            hot_dir,
+            hot: Arc::default(),
         })
     }
 

@@ -21,7 +21,7 @@ fn synthetic_model(dim: usize) -> ModelIdentity {
 const LANGUAGES: [&str; 3] = ["rust", "python", "go"];
 
 /// Language of row `i`: 1% go, 9% python, 90% rust.
-fn language_of(i: usize) -> &'static str {
+pub(crate) fn language_of(i: usize) -> &'static str {
     match i % 100 {
         0 => LANGUAGES[2],
         1..=9 => LANGUAGES[1],
@@ -30,7 +30,7 @@ fn language_of(i: usize) -> &'static str {
 }
 
 /// A table of `vectors`, row `i` at path `src/{language}/f{i}.x`.
-async fn table_of(db: &Database, vectors: &[Vec<f32>], dims: TableDims) -> ChunkTable {
+pub(crate) async fn table_of(db: &Database, vectors: &[Vec<f32>], dims: TableDims) -> ChunkTable {
     let meta = TableMetadata::new(synthetic_model(vectors[0].len()), dims).unwrap();
     let table = db.create_table("chunks", meta).await.unwrap();
     for (start, batch) in vectors.chunks(5_000).enumerate() {
@@ -52,12 +52,12 @@ async fn table_of(db: &Database, vectors: &[Vec<f32>], dims: TableDims) -> Chunk
     table
 }
 
-fn row_index(path: &str) -> usize {
+pub(crate) fn row_index(path: &str) -> usize {
     let name = path.rsplit('/').next().unwrap();
     name[1..name.len() - 2].parse().unwrap()
 }
 
-fn exact_top_k(
+pub(crate) fn exact_top_k(
     data: &[Vec<f32>],
     query: &[f32],
     k: usize,

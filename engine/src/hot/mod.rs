@@ -1,0 +1,212 @@
+//! The hot index: the coarse stage of the search kept in memory, beside the durable
+//! Lance table.
+//!
+//! A Lance query costs one to two milliseconds of planning and I/O whatever it computes,
+//! while the arithmetic of a 128-d graph probe and a 100-row re-rank takes tens of
+//! microseconds. The hot index removes the query path from the hot path: an HNSW graph
+//! over the fp16 prefix vectors in memory, the fp16 full-width vectors memory-mapped for
+//! the re-rank, and the filter columns dictionary-coded, so a filtered two-stage search
+//! touches Lance only to read the `k` winning rows.
+//!
+//! Lance stays the source of truth. The index is saved beside the table as a snapshot of
+//! one table version (written to a new folder, then named current by an atomic rename,
+//! so a killed job leaves the previous snapshot), and brought up to date on load and
+//! whenever the table's version moves: rows that left the table are masked, rows that
+//! arrived are read from Lance and linked into the graph.
+
+mod attributes;
+mod hnsw;
+mod kernels;
+mod matrix;
+mod snapshot;
+mod table;
+
+pub use hnsw::HnswParams;
+pub(crate) use snapshot::remove as remove_snapshots;
+pub use table::{HotIndexOptions, HotIndexReport};
+
+use attributes::Attributes;
+use half::f16;
+use hnsw::Hnsw;
+use matrix::Matrix;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+
+/// Prefix vectors a graph walk reads per unit of breadth (`ef`) when every node is
+/// allowed; a filter keeping a share `s` of the rows makes it read about `1/s` times more.
+/// When the kept rows are fewer than a walk would read, they are scored exhaustively.
+const GRAPH_WALK_COST_PER_EF: f64 = 32.0;
+
+/// One search of the hot index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HotQuery<'a> {
+    /// Unit query vector at the table's full width.
+    pub full: &'a [f32],
+    /// Results wanted.
+    pub k: usize,
+    /// Candidates from the coarse stage, re-ranked at full width.
+    pub shortlist: usize,
+    /// Breadth of the graph walk (at least `shortlist`).
+    pub ef: usize,
+    /// Nodes allowed by the filter (`None`: all).
+    pub allowed: Option<&'a RoaringBitmap>,
+}
+
+/// The in-memory coarse index of one table version.
+pub(crate) struct HotIndex {
+    /// Table version the index reflects.
+    version: u64,
+    row_ids: Vec<u64>,
+    node_of: HashMap<u64, u32>,
+    /// Nodes whose rows left the table.
+    deleted: RoaringBitmap,
+    prefix: Matrix,
+    full: Matrix,
+    graph: Hnsw,
+    attributes: Attributes,
+}
+
+impl HotIndex {
+    fn new(prefix_dim: usize, full_dim: usize, params: HnswParams) -> Self {
+        HotIndex {
+            version: 0,
+            row_ids: Vec::new(),
+            node_of: HashMap::new(),
+            deleted: RoaringBitmap::new(),
+            prefix: Matrix::new(prefix_dim),
+            full: Matrix::new(full_dim),
+            graph: Hnsw::new(params),
+            attributes: Attributes::default(),
+        }
+    }
+
+    /// Adds a row (not yet linked into the graph: see [`Self::link_new_rows`]).
+    fn push(
+        &mut self,
+        row_id: u64,
+        prefix: &[f16],
+        full: &[f16],
+        language: &str,
+        repo: &str,
+        path: &str,
+    ) {
+        let node = self.row_ids.len() as u32;
+        if let Some(old) = self.node_of.insert(row_id, node) {
+            // A row id seen again replaces the older node (never happens with stable ids).
+            self.deleted.insert(old);
+        }
+        self.row_ids.push(row_id);
+        self.prefix.push(prefix);
+        self.full.push(full);
+        self.attributes.push(language, repo, path);
+    }
+
+    fn link_new_rows(&mut self, threads: usize) {
+        self.graph.insert_rows(&self.prefix, threads);
+    }
+
+    /// Rows the index answers for.
+    pub(crate) fn live_rows(&self) -> u64 {
+        self.row_ids.len() as u64 - self.deleted.len()
+    }
+
+    /// The nodes of the given table rows (rows the index does not know are ignored).
+    pub(crate) fn nodes_of(&self, row_ids: impl IntoIterator<Item = u64>) -> RoaringBitmap {
+        row_ids
+            .into_iter()
+            .filter_map(|id| self.node_of.get(&id).copied())
+            .collect()
+    }
+
+    /// The `k` best rows as `(row id, cosine at full width)`, best first.
+    pub(crate) fn search(&self, query: &HotQuery<'_>) -> Vec<(u64, f32)> {
+        if query.k == 0 || self.row_ids.is_empty() {
+            return Vec::new();
+        }
+        let mut prefix_query = query.full[..self.prefix.dim()].to_vec();
+        lancet_udf::matryoshka::normalize_in_place(&mut prefix_query);
+        let shortlist = query.shortlist.max(query.k);
+        let ef = query.ef.max(shortlist);
+        let kept = query.allowed.map(|allowed| allowed - &self.deleted);
+        let kept_rows = kept.as_ref().map_or_else(|| self.live_rows(), |k| k.len());
+        let selectivity = kept_rows as f64 / self.row_ids.len() as f64;
+        let walk_cost = ef as f64 * GRAPH_WALK_COST_PER_EF / selectivity.max(1e-9);
+        let candidates = if kept_rows as f64 <= walk_cost {
+            // Fewer rows than a walk would read (a selective filter, a small table, or a
+            // shortlist near the table's size): score them all, exactly.
+            match &kept {
+                Some(kept) => self.exhaustive(&prefix_query, kept.iter(), shortlist),
+                None => {
+                    let live =
+                        (0..self.row_ids.len() as u32).filter(|n| !self.deleted.contains(*n));
+                    self.exhaustive(&prefix_query, live, shortlist)
+                }
+            }
+        } else {
+            match &kept {
+                Some(kept) => self
+                    .graph
+                    .search(&self.prefix, &prefix_query, ef, |n| kept.contains(n)),
+                None if self.deleted.is_empty() => {
+                    self.graph.search(&self.prefix, &prefix_query, ef, |_| true)
+                }
+                None => self.graph.search(&self.prefix, &prefix_query, ef, |n| {
+                    !self.deleted.contains(n)
+                }),
+            }
+        };
+        let candidates = &candidates[..candidates.len().min(shortlist)];
+        for &(_, node) in candidates {
+            kernels::prefetch(self.full.row(node as usize));
+        }
+        let mut reranked: Vec<(f32, u32)> = candidates
+            .iter()
+            .map(|&(_, node)| (kernels::dot(query.full, self.full.row(node as usize)), node))
+            .collect();
+        reranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        reranked
+            .into_iter()
+            .take(query.k)
+            .map(|(score, node)| (self.row_ids[node as usize], score))
+            .collect()
+    }
+
+    /// The `n` nodes of `nodes` with the best prefix similarity, best first.
+    fn exhaustive(
+        &self,
+        query: &[f32],
+        nodes: impl Iterator<Item = u32>,
+        n: usize,
+    ) -> Vec<(f32, u32)> {
+        let mut best: std::collections::BinaryHeap<std::cmp::Reverse<(OrderedF32, u32)>> =
+            std::collections::BinaryHeap::with_capacity(n + 1);
+        for node in nodes {
+            let sim = kernels::dot(query, self.prefix.row(node as usize));
+            if best.len() < n {
+                best.push(std::cmp::Reverse((OrderedF32(sim), node)));
+            } else if let Some(worst) = best.peek() {
+                if sim > worst.0 .0 .0 {
+                    best.pop();
+                    best.push(std::cmp::Reverse((OrderedF32(sim), node)));
+                }
+            }
+        }
+        let mut out: Vec<(f32, u32)> = best.into_iter().map(|r| (r.0 .0 .0, r.0 .1)).collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedF32(f32);
+impl Eq for OrderedF32 {}
+impl PartialOrd for OrderedF32 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedF32 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
