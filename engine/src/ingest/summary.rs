@@ -28,6 +28,8 @@ pub enum SkipReason {
     NonUtf8Name,
     /// Empty or only whitespace: nothing to search.
     Empty,
+    /// Not a regular file (a FIFO, socket or device): opening one can block forever.
+    Special,
 }
 
 impl SkipReason {
@@ -44,6 +46,7 @@ impl SkipReason {
             SkipReason::Symlink => "symlink",
             SkipReason::NonUtf8Name => "non-UTF-8 name",
             SkipReason::Empty => "empty",
+            SkipReason::Special => "not a regular file",
         }
     }
 }

@@ -157,6 +157,9 @@ pub fn walk<'a>(
         if file_type.is_dir() {
             return None;
         }
+        if !file_type.is_file() {
+            return Some(WalkItem::Skipped(SkipReason::Special, path));
+        }
         let rel = path.strip_prefix(root).unwrap_or(&path);
         let vendored = rel
             .components()
@@ -175,8 +178,9 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
         rel_path,
         language,
     } = candidate;
-    let mut file = std::fs::File::open(&path).map_err(|_| SkipReason::Unreadable)?;
+    let mut file = open_without_blocking(&path).map_err(|_| SkipReason::Unreadable)?;
     match file.metadata() {
+        Ok(meta) if !meta.is_file() => return Err(SkipReason::Special),
         Ok(meta) if meta.len() > options.max_file_bytes => return Err(SkipReason::TooLarge),
         Ok(_) => {}
         Err(_) => return Err(SkipReason::Unreadable),
@@ -216,6 +220,19 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
         hash,
         lossy,
     })
+}
+
+/// Opens `path` for reading. On Unix the open does not wait: a file replaced by a FIFO
+/// after the walk would otherwise block the reader until some process writes to it.
+fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 fn error_path(err: &ignore::Error) -> Option<PathBuf> {
