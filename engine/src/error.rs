@@ -49,3 +49,18 @@ pub enum Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the error is a commit that lost a race with a concurrent commit of another
+    /// writer: retrying against the new version may succeed.
+    pub fn is_commit_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Lance(lancedb::Error::Lance {
+                source: lance_core::Error::CommitConflict { .. }
+                    | lance_core::Error::RetryableCommitConflict { .. }
+                    | lance_core::Error::TooMuchWriteContention { .. },
+            })
+        )
+    }
+}

@@ -5,6 +5,9 @@ use lancedb::index::Index;
 use lancedb::DistanceType;
 use lancet_schemas::columns as col;
 
+/// Times [`ChunkTable::optimize`] retries after losing a commit race to a writer.
+const OPTIMIZE_RETRIES: u32 = 6;
+
 /// The ANN index kept on the Matryoshka prefix column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AnnIndexKind {
@@ -139,13 +142,30 @@ impl ChunkTable {
         Ok(report)
     }
 
-    /// Compacts small files, folds new rows into the indexes, prunes old versions, and
-    /// creates indexes that are due (see [`Self::ensure_indexes`]).
+    /// Compacts small files, folds new rows into the indexes, prunes versions older than
+    /// a week, and creates indexes that are due (see [`Self::ensure_indexes`]).
+    ///
+    /// Safe beside a writer: a compaction that loses the race with a concurrent commit is
+    /// retried on the new version (a few times, then the conflict is returned).
     pub async fn optimize(&self, options: &IndexOptions) -> Result<IndexReport> {
-        self.table
-            .optimize(lancedb::table::OptimizeAction::All)
-            .await?;
-        self.ensure_indexes(options).await
+        let mut attempt = 0;
+        loop {
+            let result = match self
+                .table
+                .optimize(lancedb::table::OptimizeAction::All)
+                .await
+            {
+                Ok(_) => self.ensure_indexes(options).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Err(e) if e.is_commit_conflict() && attempt < OPTIMIZE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
