@@ -6,7 +6,10 @@ use crate::support::{runtime, HashEncoder};
 use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancet::engine::ingest::{index_directory, IngestOptions, IngestSummary, SkipReason};
+use lancet::engine::ingest::{
+    index_directory, read_source, walk, IngestOptions, IngestSummary, SkipReason, WalkItem,
+    WalkOptions,
+};
 use lancet::engine::{ChunkTable, Database, TableDims, TableMetadata};
 use lancet::schemas::{columns as col, fp16_vectors};
 use lancet::udf::Encoder;
@@ -16,13 +19,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
+pub(crate) fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
-async fn table_for(dir: &Path, encoder: &HashEncoder) -> ChunkTable {
+pub(crate) async fn table_for(dir: &Path, encoder: &HashEncoder) -> ChunkTable {
     let db = Database::open(dir).await.unwrap();
     let metadata = TableMetadata::new(
         encoder.identity().clone(),
@@ -35,7 +38,11 @@ async fn table_for(dir: &Path, encoder: &HashEncoder) -> ChunkTable {
     db.open_or_create_table("chunks", metadata).await.unwrap()
 }
 
-async fn index(table: &ChunkTable, encoder: &Arc<HashEncoder>, root: &Path) -> IngestSummary {
+pub(crate) async fn index(
+    table: &ChunkTable,
+    encoder: &Arc<HashEncoder>,
+    root: &Path,
+) -> IngestSummary {
     let options = IngestOptions {
         repo: "r".into(),
         commit_files: 2,
@@ -52,14 +59,14 @@ async fn index(table: &ChunkTable, encoder: &Arc<HashEncoder>, root: &Path) -> I
 
 /// One row as compared between runs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct RowKey {
-    chunk_id: String,
-    path: String,
+pub(crate) struct RowKey {
+    pub(crate) chunk_id: String,
+    pub(crate) path: String,
     content_hash: String,
     embedding: Vec<u16>,
 }
 
-async fn rows(table: &ChunkTable) -> Vec<RowKey> {
+pub(crate) async fn rows(table: &ChunkTable) -> Vec<RowKey> {
     let batches: Vec<RecordBatch> = table
         .lance()
         .query()
@@ -176,6 +183,102 @@ fn gitignore_is_respected_and_every_skip_reason_is_counted() {
         let again = index(&table, &encoder, &repo).await;
         assert_eq!((again.files_indexed, again.commits), (0, 0), "{again}");
         assert_eq!(again.files_unchanged, 2, "{again}");
+    });
+}
+
+#[test]
+fn hostile_files_are_skipped_with_their_reason_and_nothing_else_is_affected() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        write(&repo, "src/ok.rs", "pub fn fine() -> u32 {\n    7\n}\n");
+        // 100 MB (sparse): refused from its size, never read.
+        let big = std::fs::File::create(repo.join("src/big.rs")).unwrap();
+        big.set_len(100 << 20).unwrap();
+        // One 10 MB line: minified or generated, not source to search.
+        write(
+            &repo,
+            "src/oneline.js",
+            format!("var x = [{}];\n", "1,".repeat(5 << 20)),
+        );
+        // 200 folders deep: indexed like any other file.
+        let deep: String = (0..200).map(|i| format!("d{}/", i % 10)).collect();
+        write(
+            &repo,
+            &format!("{deep}deep.py"),
+            "def deep():\n    return 1\n",
+        );
+        #[cfg(unix)]
+        {
+            // A FIFO named like source: opening it for reading would wait for a writer forever.
+            let status = std::process::Command::new("mkfifo")
+                .arg(repo.join("src/pipe.rs"))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
+        let encoder = Arc::new(HashEncoder::new(32));
+        let table = table_for(&dir.path().join("db"), &encoder).await;
+        let options = IngestOptions {
+            repo: "r".into(),
+            walk: WalkOptions {
+                max_file_bytes: 16 << 20,
+                ..WalkOptions::default()
+            },
+            ..IngestOptions::default()
+        };
+        let dyn_encoder: Arc<dyn Encoder> = encoder.clone();
+        let summary = index_directory(&table, dyn_encoder, &repo, &options, &mut |_| {})
+            .await
+            .unwrap();
+        let skipped = |r: SkipReason| summary.skipped.get(&r).copied().unwrap_or(0);
+        assert_eq!(skipped(SkipReason::TooLarge), 1, "{summary}");
+        assert_eq!(skipped(SkipReason::Generated), 1, "{summary}");
+        #[cfg(unix)]
+        assert_eq!(skipped(SkipReason::Special), 1, "{summary}");
+        assert_eq!(summary.files_indexed, 2, "{summary}");
+        let paths: BTreeSet<String> = rows(&table).await.into_iter().map(|r| r.path).collect();
+        let expected: BTreeSet<String> = [format!("{deep}deep.py"), "src/ok.rs".to_string()].into();
+        assert_eq!(paths, expected);
+
+        // Files that change between the walk and the read: deleted, emptied, or replaced
+        // by a FIFO. Each is skipped with its reason; none blocks the reader.
+        let walk_options = WalkOptions::default();
+        let candidates: Vec<_> = walk(&repo, &walk_options, None)
+            .filter_map(|item| match item {
+                WalkItem::File(c) => Some(c),
+                WalkItem::Skipped(..) => None,
+            })
+            .collect();
+        let candidate = |name: &str| {
+            candidates
+                .iter()
+                .find(|c| c.rel_path.ends_with(name))
+                .cloned()
+                .unwrap()
+        };
+        write(&repo, "src/ok.rs", "");
+        assert_eq!(
+            read_source(candidate("ok.rs"), &walk_options).err(),
+            Some(SkipReason::Empty)
+        );
+        std::fs::remove_file(repo.join(format!("{deep}deep.py"))).unwrap();
+        assert_eq!(
+            read_source(candidate("deep.py"), &walk_options).err(),
+            Some(SkipReason::Unreadable)
+        );
+        #[cfg(unix)]
+        {
+            std::process::Command::new("mkfifo")
+                .arg(repo.join(format!("{deep}deep.py")))
+                .status()
+                .unwrap();
+            assert_eq!(
+                read_source(candidate("deep.py"), &walk_options).err(),
+                Some(SkipReason::Special)
+            );
+        }
     });
 }
 
@@ -375,7 +478,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn index_command(model: &Path, repo: &Path, db: &Path) -> Command {
+pub(crate) fn index_command(model: &Path, repo: &Path, db: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lancet"));
     command
         .args([

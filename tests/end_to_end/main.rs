@@ -3,7 +3,9 @@
 mod support;
 
 mod cli;
+mod concurrency;
 mod encoder;
+mod hot_index;
 mod ingest;
 mod search;
 mod sql;
