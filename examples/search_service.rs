@@ -5,7 +5,7 @@
 //!     cargo run --release --example search_service -- /tmp/idx MODEL
 
 use lancet::engine::sql::Session;
-use lancet::engine::{Database, Filter, SearchRequest, DEFAULT_TABLE};
+use lancet::engine::{Database, Filter, HotIndexOptions, SearchRequest, DEFAULT_TABLE};
 use lancet::udf::{Encoder, EncoderOptions, QwenEncoder, Task};
 use std::io::BufRead;
 use std::sync::Arc;
@@ -18,9 +18,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let encoder: Arc<dyn Encoder> = Arc::new(QwenEncoder::load(&model, EncoderOptions::default())?);
     let db = Database::open(&db_path).await?;
-    let table = db.open_table(DEFAULT_TABLE).await?;
-    table.check_encoder(encoder.identity())?;
     let sql = Session::new(&db, Some(encoder.clone())).await?;
+    let Some(table) = sql.table(DEFAULT_TABLE) else {
+        anyhow::bail!("no table `{DEFAULT_TABLE}` in {db_path}");
+    };
+    table.check_encoder(encoder.identity())?;
+    // Searches of a long-lived service run on the hot index: load it (building it if
+    // `lancet optimize` never did), shared by the Rust API and SQL through one handle.
+    let hot = table.open_hot_index(&HotIndexOptions::default()).await?;
+    eprintln!("hot index: {} rows, {:.1} s", hot.rows, hot.seconds);
 
     for line in std::io::stdin().lock().lines() {
         let query = line?;

@@ -8,7 +8,7 @@ use clap::Parser;
 use lancet::engine::ingest::{
     index_directory, IngestOptions, IngestSummary, LanguageMap, WalkOptions,
 };
-use lancet::engine::{Database, IndexOptions, TableDims, TableMetadata};
+use lancet::engine::{Database, HotIndexOptions, IndexOptions, TableDims, TableMetadata};
 use lancet::udf::{Encoder, EncoderOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,6 +119,12 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
     reporter.finish();
     let summary = summary?;
     let report = table.ensure_indexes(&IndexOptions::default()).await?;
+    // A saved hot index follows the table: catch it up with this job's commits.
+    let hot = if table.has_hot_snapshot() {
+        Some(table.open_hot_index(&HotIndexOptions::default()).await?)
+    } else {
+        None
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -133,6 +139,9 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
                 "not needed yet (flat search)"
             }
         );
+        if let Some(hot) = hot {
+            println!("{}", super::status::describe_hot(&hot));
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use super::locate::open_table;
 use super::Args;
 use anyhow::Result;
 use clap::Parser;
-use lancet::engine::IndexOptions;
+use lancet::engine::{HotIndexOptions, HotIndexReport, IndexOptions};
 
 /// Arguments of `lancet status`.
 #[derive(Debug, Parser)]
@@ -45,12 +45,21 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
             index.index_type, index.column, index.indexed_rows, index.unindexed_rows
         );
     }
+    println!(
+        "hot:      {}",
+        if table.has_hot_snapshot() {
+            "saved (graph over the prefix vectors; `lancet optimize` refreshes it)"
+        } else {
+            "none (`lancet optimize` builds one from 10,000 rows)"
+        }
+    );
     Ok(())
 }
 
 pub async fn optimize(args: &Args) -> Result<()> {
     let table = open_table(args).await?;
-    let report = table.optimize(&IndexOptions::default()).await?;
+    let options = IndexOptions::default();
+    let report = table.optimize(&options).await?;
     println!(
         "optimized `{}` (version {}); indexes created: {}",
         table.name(),
@@ -61,5 +70,24 @@ pub async fn optimize(args: &Args) -> Result<()> {
             report.created.join(", ")
         }
     );
+    // The hot index (a graph over the prefix vectors, saved beside the table) is built
+    // once the table is large enough for an ANN index, and kept up to date after.
+    if table.count(None).await? >= options.min_rows_for_ann || table.has_hot_snapshot() {
+        let hot = table.open_hot_index(&HotIndexOptions::default()).await?;
+        println!("{}", describe_hot(&hot));
+    }
     Ok(())
+}
+
+/// One line about what refreshing the hot index did.
+pub fn describe_hot(report: &HotIndexReport) -> String {
+    format!(
+        "hot index: {} rows at version {} ({}, {} rows read, {} removed, {:.1} s)",
+        report.rows,
+        report.version,
+        if report.rebuilt { "built" } else { "updated" },
+        report.inserted,
+        report.removed,
+        report.seconds
+    )
 }

@@ -66,6 +66,27 @@ impl Session {
         Ok(Session { context, tables })
     }
 
+    /// The chunk table `name` as this session holds it: searches through it share the
+    /// session's hot index.
+    pub fn table(&self, name: &str) -> Option<&ChunkTable> {
+        self.tables.get(name)
+    }
+
+    /// Loads the hot index of every table that has one saved (see
+    /// [`ChunkTable::open_hot_index`]), so that `vector_search` runs on it.
+    pub async fn open_hot_indexes(
+        &self,
+        options: &crate::HotIndexOptions,
+    ) -> Result<Vec<crate::HotIndexReport>> {
+        let mut reports = Vec::new();
+        for table in self.tables.values() {
+            if table.has_hot_snapshot() {
+                reports.push(table.open_hot_index(options).await?);
+            }
+        }
+        Ok(reports)
+    }
+
     /// The DataFusion context, for registering more tables or functions.
     pub fn context(&self) -> &SessionContext {
         &self.context
