@@ -270,3 +270,127 @@ fn embed_prints_normalised_vectors_of_the_asked_width() {
     );
     assert!(stderr(&out).contains("unknown task"), "{}", stderr(&out));
 }
+
+/// Queries and parameters a person or a script might send, and environments that are
+/// broken: each answers or fails with a message and a non-zero code, and writes nothing.
+#[test]
+fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    for i in 0..6 {
+        write(
+            &repo,
+            &format!("src/f{i}.rs"),
+            &format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n"),
+        );
+    }
+    let m = model.to_str().unwrap();
+    let r = repo.to_str().unwrap();
+    assert!(lancet(&["--model", m, "index", r], work.path())
+        .status
+        .success());
+    let version = || {
+        let out = lancet(&["status", "--json"], &repo);
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        status["version"].as_u64().unwrap()
+    };
+    let before = version();
+
+    let search = |query: &str, extra: &[&str]| {
+        let mut args = vec!["--model", m, "search", query, "--json"];
+        args.extend_from_slice(extra);
+        lancet(&args, &repo)
+    };
+    let hits = |out: &Output| -> usize {
+        assert!(out.status.success(), "{}", stderr(out));
+        serde_json::from_str::<serde_json::Value>(&stdout(out))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Empty and blank queries are refused; long, non-ASCII and control characters answer.
+    for empty in ["", "  \n\t"] {
+        let out = search(empty, &[]);
+        assert!(
+            !out.status.success() && stderr(&out).contains("empty"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // 100 KB: near the most one command-line argument can hold (128 KiB on Linux).
+    let long = "fn retry(request) { loop { send(request) } } ".repeat(2_300);
+    assert_eq!(hits(&search(&long, &[])), 6);
+    assert_eq!(hits(&search("日本語のコード 🎉 código ünïcödé", &[])), 6);
+    // (A NUL cannot be in an argument; the encoder test sends one.)
+    assert_eq!(hits(&search("\u{1}\u{1b}[31mred\u{7f}\r\n", &[])), 6);
+    // k = 0 answers nothing; a huge k answers every row once.
+    assert_eq!(hits(&search("f", &["-k", "0"])), 0);
+    assert_eq!(hits(&search("f", &["-k", "4000000000"])), 6);
+    // Filter values are data, never SQL.
+    for injection in ["x' OR '1'='1", "%", "src/f1.rs'; DROP TABLE chunks; --"] {
+        assert_eq!(hits(&search("f", &["--path", injection])), 0, "{injection}");
+        assert_eq!(hits(&search("f", &["--repo", injection])), 0, "{injection}");
+        assert_eq!(hits(&search("f", &["--lang", injection])), 0, "{injection}");
+    }
+    // Malformed SQL, unknown tables and columns.
+    for query in [
+        "SELEC path FROM chunks",
+        "SELECT nope FROM chunks",
+        "SELECT * FROM nowhere",
+        "SELECT path FROM chunks WHERE",
+    ] {
+        let out = lancet(&["--model", m, "sql", query], &repo);
+        assert!(!out.status.success(), "{query}");
+        assert!(
+            !stderr(&out).trim().is_empty() && !stderr(&out).contains("panicked"),
+            "{query}: {}",
+            stderr(&out)
+        );
+    }
+
+    // Broken models: another architecture, truncated weights, a model of another width
+    // for an existing table. Each fails before writing anything.
+    let broken = work.path().join("broken");
+    write_tiny_model(&broken, 11);
+    let config = std::fs::read_to_string(broken.join("config.json")).unwrap();
+    std::fs::write(
+        broken.join("config.json"),
+        config.replace("\"qwen2\"", "\"bert\""),
+    )
+    .unwrap();
+    let b = broken.to_str().unwrap();
+    let out = lancet(&["--model", b, "index", r], work.path());
+    assert!(
+        !out.status.success() && stderr(&out).contains("bert"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(broken.join("config.json"), &config).unwrap();
+    let weights = std::fs::read(broken.join("model.safetensors")).unwrap();
+    std::fs::write(
+        broken.join("model.safetensors"),
+        &weights[..weights.len() / 2],
+    )
+    .unwrap();
+    let out = lancet(&["--model", b, "search", "f"], &repo);
+    assert!(
+        !out.status.success() && stderr(&out).contains("weights"),
+        "{}",
+        stderr(&out)
+    );
+    let other = work.path().join("other");
+    write_tiny_model(&other, 12);
+    let out = lancet(
+        &["--model", other.to_str().unwrap(), "index", r],
+        work.path(),
+    );
+    assert!(
+        !out.status.success(),
+        "a table built with another model is refused"
+    );
+    assert!(stderr(&out).contains("model"), "{}", stderr(&out));
+    assert_eq!(version(), before, "nothing was written");
+}

@@ -57,6 +57,16 @@ fn long_inputs_are_truncated_and_counted() {
         .unwrap();
     assert_eq!(out.truncated, 1);
     assert!(out.tokens <= 48 + 48);
+    // A 1 MB query (more than a command line can carry) is cut at the query limit, with
+    // control characters and non-ASCII text in it.
+    let megabyte =
+        "fn retry(request) { loop { send(request) } } \u{0}\u{1b}[31m 日本語 🎉 ".repeat(16_000);
+    assert!(megabyte.len() > 1 << 20);
+    let out = encoder
+        .encode(&[megabyte.as_str()], Task::Nl2Code.query())
+        .unwrap();
+    assert_eq!(out.truncated, 1);
+    assert!(out.data.iter().all(|x| x.is_finite()));
 }
 
 #[test]
