@@ -5,13 +5,16 @@ use crate::Filter;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 
-/// A column of strings stored as codes into a dictionary of distinct values.
+/// A column of strings stored as codes into a dictionary of distinct values, with the
+/// nodes of each value, so that a filter costs one test per distinct value.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Dictionary {
     values: Vec<String>,
     codes: Vec<u32>,
     #[serde(skip)]
     lookup: HashMap<String, u32>,
+    #[serde(skip)]
+    postings: Vec<RoaringBitmap>,
 }
 
 impl Dictionary {
@@ -22,19 +25,30 @@ impl Dictionary {
                 let code = self.values.len() as u32;
                 self.values.push(value.to_string());
                 self.lookup.insert(value.to_string(), code);
+                self.postings.push(RoaringBitmap::new());
                 code
             }
         };
+        self.postings[code as usize].insert(self.codes.len() as u32);
         self.codes.push(code);
     }
 
-    fn rebuild_lookup(&mut self) {
+    /// Rebuilds what is not saved; false when a code is out of range.
+    fn finish_load(&mut self) -> bool {
         self.lookup = self
             .values
             .iter()
             .enumerate()
             .map(|(code, value)| (value.clone(), code as u32))
             .collect();
+        self.postings = vec![RoaringBitmap::new(); self.values.len()];
+        for (node, &code) in self.codes.iter().enumerate() {
+            match self.postings.get_mut(code as usize) {
+                Some(nodes) => nodes.insert(node as u32),
+                None => return false,
+            };
+        }
+        true
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -43,13 +57,13 @@ impl Dictionary {
 
     /// Nodes whose value satisfies `accept`: the test runs once per distinct value.
     fn nodes_where(&self, accept: impl Fn(&str) -> bool) -> RoaringBitmap {
-        let accepted: Vec<bool> = self.values.iter().map(|v| accept(v)).collect();
-        self.codes
-            .iter()
-            .enumerate()
-            .filter(|(_, &code)| accepted[code as usize])
-            .map(|(node, _)| node as u32)
-            .collect()
+        let mut nodes = RoaringBitmap::new();
+        for (value, postings) in self.values.iter().zip(&self.postings) {
+            if accept(value) {
+                nodes |= postings;
+            }
+        }
+        nodes
     }
 }
 
@@ -72,16 +86,13 @@ impl Attributes {
         self.language.len()
     }
 
-    /// Restores the lookup tables after deserialisation; false when the columns disagree.
+    /// Restores what is not saved after deserialisation; false when the columns disagree.
     pub(crate) fn finish_load(&mut self) -> bool {
-        for dictionary in [&mut self.language, &mut self.repo, &mut self.path] {
-            dictionary.rebuild_lookup();
-            let distinct = dictionary.values.len() as u32;
-            if dictionary.codes.iter().any(|&c| c >= distinct) {
-                return false;
-            }
-        }
-        self.repo.len() == self.language.len() && self.path.len() == self.language.len()
+        [&mut self.language, &mut self.repo, &mut self.path]
+            .into_iter()
+            .all(Dictionary::finish_load)
+            && self.repo.len() == self.language.len()
+            && self.path.len() == self.language.len()
     }
 
     /// The nodes `filter` keeps, or `None` when it keeps all. Ignores `filter.predicate`,
