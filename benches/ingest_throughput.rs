@@ -4,6 +4,7 @@
 //! `lancet index` does before the encoder), counting files, bytes and chunks. Phase
 //! `index`: the whole job into a fresh table, with an encoder that returns constant
 //! vectors (so the numbers show the pipeline and the Lance writes, not the model).
+//! Phase `rerun`: the same job again with nothing changed.
 //! Prints the numbers and the peak resident memory, and writes
 //! `target/bench-ingest.json`:
 //!
@@ -155,7 +156,7 @@ fn main() -> anyhow::Result<()> {
                 dim: 768,
             },
         });
-        let summary = runtime.block_on(async {
+        let (summary, rerun) = runtime.block_on(async {
             let db = Database::open(dir.path()).await?;
             let metadata = TableMetadata::new(encoder.identity().clone(), TableDims::default())?;
             let table = db.create_table("chunks", metadata).await?;
@@ -164,8 +165,21 @@ fn main() -> anyhow::Result<()> {
                 threads,
                 ..IngestOptions::default()
             };
-            anyhow::Ok(index_directory(&table, encoder, &root, &options, &mut |_| {}).await?)
+            let first =
+                index_directory(&table, encoder.clone(), &root, &options, &mut |_| {}).await?;
+            // Phase 3: the same tree again, nothing changed: read and hash every file,
+            // embed and commit nothing.
+            let again = index_directory(&table, encoder, &root, &options, &mut |_| {}).await?;
+            anyhow::Ok((first, again))
         })?;
+        println!(
+            "rerun {}: {} files unchanged, {} indexed, {} commits in {:.2} s",
+            root.display(),
+            rerun.files_unchanged,
+            rerun.files_indexed,
+            rerun.commits,
+            rerun.elapsed.as_secs_f64()
+        );
         let secs = summary.elapsed.as_secs_f64();
         let rows = summary.chunks_added;
         println!(
@@ -187,6 +201,12 @@ fn main() -> anyhow::Result<()> {
             "seconds": secs,
             "commits": summary.commits,
             "peak_rss_mib": peak_rss_mib(),
+            "no_change_rerun": {
+                "files_unchanged": rerun.files_unchanged,
+                "files_indexed": rerun.files_indexed,
+                "commits": rerun.commits,
+                "seconds": rerun.elapsed.as_secs_f64(),
+            },
         });
     }
 
