@@ -10,7 +10,7 @@ use lancet::engine::ingest::{
     index_directory, read_source, walk, IngestOptions, IngestSummary, SkipReason, WalkItem,
     WalkOptions,
 };
-use lancet::engine::{ChunkTable, Database, TableDims, TableMetadata};
+use lancet::engine::{ChunkTable, Database, HotIndexOptions, TableDims, TableMetadata};
 use lancet::schemas::{columns as col, fp16_vectors};
 use lancet::udf::Encoder;
 use std::collections::{BTreeMap, BTreeSet};
@@ -547,6 +547,12 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
         .status()
         .unwrap()
         .success());
+    // The old table has a saved hot index, so the update ends by catching it up and
+    // saving a new snapshot: kills land in that phase too.
+    runtime().block_on(async {
+        let table = Database::open(&old_db).await.unwrap().open_table("chunks").await.unwrap();
+        table.build_hot_index(&HotIndexOptions::default()).await.unwrap();
+    });
     // How long the update takes, to spread the kills over it.
     let probe = work.path().join("probe");
     copy_dir(&old_db, &probe);
@@ -591,6 +597,13 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
                 "kill {point}: {path} is neither fully old nor fully new"
             );
         }
+        // The hot index opens (a torn snapshot would be rebuilt) and answers for exactly
+        // the table's rows.
+        let hot_rows = rt.block_on(async {
+            let table = Database::open(&db).await.unwrap().open_table("chunks").await.unwrap();
+            table.open_hot_index(&HotIndexOptions::default()).await.unwrap().rows
+        });
+        assert_eq!(hot_rows as usize, after.len(), "kill {point}: hot index rows");
         assert!(index_command(&model, &new_tree, &db)
             .status()
             .unwrap()
