@@ -133,4 +133,48 @@ mod tests {
         assert_eq!(map.detect(Path::new("x/file.unknownext")), Some("fortran"));
         assert!(map.add_mapping("nolang").is_err());
     }
+
+    /// Arbitrary bytes as paths and mappings: no panic, and an answer is always one of
+    /// the map's languages.
+    #[test]
+    fn arbitrary_paths_and_mappings_never_panic() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"./\\=._-aZ9\0\xff\xc3\xa9 rs.py.RS";
+        for _ in 0..5_000 {
+            let len = (next() % 24) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 3 {
+                    0 => (next() % 256) as u8,
+                    _ => alphabet[(next() % alphabet.len() as u64) as usize],
+                })
+                .collect();
+            let mut map = LanguageMap::default();
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = map.add_mapping(&text);
+            let known: Vec<String> = map
+                .by_extension
+                .values()
+                .chain(map.by_name.values())
+                .cloned()
+                .collect();
+            #[cfg(unix)]
+            let path = std::path::PathBuf::from(
+                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes),
+            );
+            #[cfg(not(unix))]
+            let path = std::path::PathBuf::from(text.as_ref());
+            if let Some(language) = map.detect(&path) {
+                assert!(
+                    known.iter().any(|k| k == language),
+                    "{path:?} -> {language}"
+                );
+            }
+        }
+    }
 }
