@@ -251,7 +251,8 @@ fn a_damaged_or_foreign_snapshot_is_rebuilt_not_trusted() {
         let current = std::fs::read_to_string(hot.join("CURRENT")).unwrap();
         let snapshot = hot.join(current.trim());
 
-        let damage: [(&str, Box<dyn Fn()>); 4] = [
+        type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+        let damage: [Damage; 4] = [
             (
                 "truncated graph",
                 Box::new(|| {
