@@ -547,6 +547,15 @@ fn main() -> anyhow::Result<()> {
             exact: false,
         };
 
+    // LanceDB's own index on the 768-d column, replacing the previous one.
+    let full_width_index = |index: Index| {
+        timed_build(&table_dir, || {
+            let create = table.lance().create_index(&["embedding"], index);
+            rt.block_on(create.replace(true).execute())?;
+            Ok(())
+        })
+    };
+
     if wants("hot") {
         let hot_dir = db_dir.join("chunks.hot");
         let mut build = Some(timed_build(&hot_dir, || {
@@ -633,16 +642,7 @@ fn main() -> anyhow::Result<()> {
     if wants("hnsw-sq") {
         let index =
             Index::IvfHnswSq(IvfHnswSqIndexBuilder::default().distance_type(DistanceType::Cosine));
-        let mut build = Some(timed_build(&table_dir, || {
-            rt.block_on(
-                table
-                    .lance()
-                    .create_index(&["embedding"], index)
-                    .replace(true)
-                    .execute(),
-            )?;
-            Ok(())
-        })?);
+        let mut build = Some(full_width_index(index)?);
         for (ef, refine) in [(64, None), (110, None), (200, None), (110, Some(5))] {
             let setting = format!(
                 "768-d, ef {ef}{}",
@@ -678,16 +678,7 @@ fn main() -> anyhow::Result<()> {
                 .num_partitions(partitions)
                 .num_sub_vectors(96),
         );
-        let mut build = Some(timed_build(&table_dir, || {
-            rt.block_on(
-                table
-                    .lance()
-                    .create_index(&["embedding"], index)
-                    .replace(true)
-                    .execute(),
-            )?;
-            Ok(())
-        })?);
+        let mut build = Some(full_width_index(index)?);
         for (nprobes, refine) in [(20, None), (20, Some(5)), (50, Some(10))] {
             let setting = format!(
                 "768-d, {partitions} partitions, 96 sub-vectors, nprobes {nprobes}{}",

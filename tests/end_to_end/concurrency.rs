@@ -2,7 +2,7 @@
 //! ingestion commits and an optimize compacts and indexes; two writer processes on one
 //! table.
 
-use crate::ingest::{index, index_command, rows, same_rows, table_for, write};
+use crate::ingest::{index, index_command, open_chunks, rows, same_rows, table_for, write};
 use crate::support::tiny_model::write_tiny_model;
 use crate::support::{runtime, HashEncoder};
 use lancet::engine::ingest::{index_directory, IngestOptions};
@@ -197,19 +197,7 @@ fn two_writer_processes_on_one_table_serialise_or_fail_clearly_and_never_corrupt
         }
     }
     let rt = runtime();
-    let read = |db: &std::path::Path| {
-        rt.block_on(async {
-            rows(
-                &Database::open(db)
-                    .await
-                    .unwrap()
-                    .open_table("chunks")
-                    .await
-                    .unwrap(),
-            )
-            .await
-        })
-    };
+    let read = |db: &std::path::Path| rt.block_on(async { rows(&open_chunks(db).await).await });
     let after = read(&shared);
     let ids: BTreeSet<&str> = after.iter().map(|r| r.chunk_id.as_str()).collect();
     assert_eq!(ids.len(), after.len(), "duplicate chunk ids");

@@ -85,6 +85,16 @@ pub(crate) fn same_rows(a: &[RowKey], b: &[RowKey]) -> bool {
         })
 }
 
+/// The `chunks` table of the database at `db`.
+pub(crate) async fn open_chunks(db: &Path) -> ChunkTable {
+    Database::open(db)
+        .await
+        .unwrap()
+        .open_table("chunks")
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn rows(table: &ChunkTable) -> Vec<RowKey> {
     let batches: Vec<RecordBatch> = table
         .lance()
@@ -453,14 +463,7 @@ fn a_job_killed_with_sigkill_resumes_to_the_rows_of_an_uninterrupted_run() {
     child.wait().unwrap();
 
     runtime().block_on(async {
-        let open = |path: std::path::PathBuf| async move {
-            Database::open(&path)
-                .await
-                .unwrap()
-                .open_table("chunks")
-                .await
-                .unwrap()
-        };
+        let open = |path: std::path::PathBuf| async move { open_chunks(&path).await };
         let expected = rows(&open(reference).await).await;
         let expected_files = by_path(&expected);
         assert_eq!(expected_files.len(), files);
@@ -575,12 +578,7 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
     // The old table has a saved hot index, so the update ends by catching it up and
     // saving a new snapshot: kills land in that phase too.
     runtime().block_on(async {
-        let table = Database::open(&old_db)
-            .await
-            .unwrap()
-            .open_table("chunks")
-            .await
-            .unwrap();
+        let table = open_chunks(&old_db).await;
         table
             .build_hot_index(&HotIndexOptions::default())
             .await
@@ -597,17 +595,7 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
     let duration = started.elapsed();
 
     let rt = runtime();
-    let read = |db: std::path::PathBuf| {
-        rt.block_on(async {
-            let table = Database::open(&db)
-                .await
-                .unwrap()
-                .open_table("chunks")
-                .await
-                .unwrap();
-            rows(&table).await
-        })
-    };
+    let read = |db: std::path::PathBuf| rt.block_on(async { rows(&open_chunks(&db).await).await });
     let old_files = by_path(&read(old_db.clone()));
     let expected = read(new_db);
     let new_files = by_path(&expected);
@@ -639,13 +627,8 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
         // The hot index opens (a torn snapshot would be rebuilt) and answers for exactly
         // the table's rows.
         let hot_rows = rt.block_on(async {
-            let table = Database::open(&db)
+            open_chunks(&db)
                 .await
-                .unwrap()
-                .open_table("chunks")
-                .await
-                .unwrap();
-            table
                 .open_hot_index(&HotIndexOptions::default())
                 .await
                 .unwrap()
