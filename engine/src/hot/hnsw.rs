@@ -58,9 +58,10 @@ pub(crate) struct Hnsw {
     locks: Vec<Mutex<()>>,
 }
 
-/// A similarity with a total order, for the heaps.
+/// A node and its similarity, ordered by similarity (then by the lower node), for heaps
+/// and rankings.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Scored(f32, u32);
+pub(crate) struct Scored(pub(crate) f32, pub(crate) u32);
 
 impl Eq for Scored {}
 impl PartialOrd for Scored {

@@ -27,10 +27,11 @@ pub use table::{HotIndexOptions, HotIndexReport};
 
 use attributes::Attributes;
 use half::f16;
-use hnsw::Hnsw;
+use hnsw::{Hnsw, Scored};
 use matrix::Matrix;
 use roaring::RoaringBitmap;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// Prefix vectors a graph walk reads per unit of breadth (`ef`) when every node is
 /// allowed; a filter keeping a share `s` of the rows makes it read about `1/s` times more.
@@ -159,15 +160,15 @@ impl HotIndex {
         for &(_, node) in candidates {
             kernels::prefetch(self.full.row(node as usize));
         }
-        let mut reranked: Vec<(f32, u32)> = candidates
+        let mut reranked: Vec<Scored> = candidates
             .iter()
-            .map(|&(_, node)| (kernels::dot(query.full, self.full.row(node as usize)), node))
+            .map(|&(_, node)| Scored(kernels::dot(query.full, self.full.row(node as usize)), node))
             .collect();
-        reranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        reranked.sort_by(|a, b| b.cmp(a));
         reranked
             .into_iter()
             .take(query.k)
-            .map(|(score, node)| (self.row_ids[node as usize], score))
+            .map(|Scored(score, node)| (self.row_ids[node as usize], score))
             .collect()
     }
 
@@ -178,35 +179,19 @@ impl HotIndex {
         nodes: impl Iterator<Item = u32>,
         n: usize,
     ) -> Vec<(f32, u32)> {
-        let mut best: std::collections::BinaryHeap<std::cmp::Reverse<(OrderedF32, u32)>> =
-            std::collections::BinaryHeap::with_capacity(n + 1);
+        let mut best: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(n + 1);
         for node in nodes {
-            let sim = kernels::dot(query, self.prefix.row(node as usize));
+            let scored = Scored(kernels::dot(query, self.prefix.row(node as usize)), node);
             if best.len() < n {
-                best.push(std::cmp::Reverse((OrderedF32(sim), node)));
-            } else if let Some(worst) = best.peek() {
-                if sim > worst.0 .0 .0 {
-                    best.pop();
-                    best.push(std::cmp::Reverse((OrderedF32(sim), node)));
-                }
+                best.push(Reverse(scored));
+            } else if best.peek().is_some_and(|worst| scored.0 > worst.0 .0) {
+                best.pop();
+                best.push(Reverse(scored));
             }
         }
-        let mut out: Vec<(f32, u32)> = best.into_iter().map(|r| (r.0 .0 .0, r.0 .1)).collect();
-        out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        out
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct OrderedF32(f32);
-impl Eq for OrderedF32 {}
-impl PartialOrd for OrderedF32 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for OrderedF32 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
+        best.into_sorted_vec()
+            .into_iter()
+            .map(|r| (r.0 .0, r.0 .1))
+            .collect()
     }
 }

@@ -58,15 +58,6 @@ pub struct HotIndexReport {
     pub seconds: f64,
 }
 
-/// How far [`ChunkTable::catch_up`] got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CatchUp {
-    /// The index reflects the table's current version.
-    Done,
-    /// Too many of the index's rows left the table: rebuild it.
-    TooStale,
-}
-
 impl ChunkTable {
     fn hot_dir(&self) -> Result<&std::path::Path> {
         self.hot_dir.as_deref().ok_or_else(|| {
@@ -118,11 +109,7 @@ impl ChunkTable {
             }
         };
         let saved_version = report.loaded.then_some(index.version);
-        if self.catch_up(&mut index, options, &mut report).await? == CatchUp::TooStale {
-            index = self.new_hot_index(options);
-            report.rebuilt = true;
-            self.catch_up(&mut index, options, &mut report).await?;
-        }
+        self.catch_up(&mut index, options, &mut report).await?;
         if saved_version != Some(index.version) {
             snapshot::save(&index, &dir, &self.metadata_json())?;
         }
@@ -174,21 +161,20 @@ impl ChunkTable {
     }
 
     /// Brings `index` to the table's current version: masks rows that left, reads rows
-    /// written since the index's version and links them into the graph. Stops early,
-    /// saying so, when so many rows left that the index should be rebuilt.
+    /// written since the index's version and links them into the graph. When more than
+    /// `options.rebuild_share` of its rows have left, starts over from the table instead.
     async fn catch_up(
         &self,
         index: &mut HotIndex,
         options: &HotIndexOptions,
         report: &mut HotIndexReport,
-    ) -> Result<CatchUp> {
+    ) -> Result<()> {
         let version = self.version().await?;
         if index.version == version && !index.row_ids.is_empty() {
-            return Ok(CatchUp::Done);
+            return Ok(());
         }
-        let fresh = index.row_ids.is_empty();
         let mut present = None;
-        if !fresh {
+        if !index.row_ids.is_empty() {
             let ids = self.row_ids(None).await?;
             let mut removed = 0;
             for (node, &id) in index.row_ids.iter().enumerate() {
@@ -198,10 +184,14 @@ impl ChunkTable {
             }
             report.removed += removed;
             if index.deleted.len() as f64 > options.rebuild_share * index.row_ids.len() as f64 {
-                return Ok(CatchUp::TooStale);
+                // Masked rows slow every walk: rebuild from the table.
+                *index = self.new_hot_index(options);
+                report.rebuilt = true;
+            } else {
+                present = Some(ids);
             }
-            present = Some(ids);
         }
+        let fresh = present.is_none();
         // Rows written after the index's version: new, or rewritten in place (stable row
         // ids survive an update, the version that last wrote a row does not).
         let columns = [
@@ -252,7 +242,7 @@ impl ChunkTable {
         }
         index.link_new_rows(options.threads);
         index.version = version;
-        Ok(CatchUp::Done)
+        Ok(())
     }
 
     /// Adds the rows of `batch` to `index`; returns how many replaced a row it held.
@@ -337,12 +327,8 @@ impl ChunkTable {
             params: index.graph.params(),
             ..HotIndexOptions::default()
         };
-        let mut report = HotIndexReport::default();
-        if self.catch_up(index, &options, &mut report).await? == CatchUp::TooStale {
-            let mut fresh = self.new_hot_index(&options);
-            self.catch_up(&mut fresh, &options, &mut report).await?;
-            *index = fresh;
-        }
+        self.catch_up(index, &options, &mut HotIndexReport::default())
+            .await?;
         self.search_index(index, full, k, shortlist, ef, filter)
             .await
             .map(Some)
