@@ -37,6 +37,14 @@ pub enum Error {
     /// An ingestion stage failed outside Lance and the encoder.
     #[error("ingestion: {0}")]
     Ingest(String),
+    /// A write job on a folder the process may not write (permissions, a read-only mount).
+    #[error("database folder {path} is read-only ({source}); searching it works, indexing and optimizing need write access")]
+    ReadOnly {
+        /// The folder.
+        path: String,
+        /// What the write attempt answered.
+        source: std::io::Error,
+    },
     /// File-system problem outside Lance.
     #[error("{path}: {source}")]
     Io {

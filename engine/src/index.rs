@@ -148,6 +148,7 @@ impl ChunkTable {
     /// Safe beside a writer: a compaction that loses the race with a concurrent commit is
     /// retried on the new version (a few times, then the conflict is returned).
     pub async fn optimize(&self, options: &IndexOptions) -> Result<IndexReport> {
+        self.check_writable()?;
         let mut attempt = 0;
         loop {
             let result = match self

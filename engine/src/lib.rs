@@ -24,6 +24,7 @@ mod stats;
 pub mod synthetic;
 mod table;
 mod text_search;
+mod writable;
 mod write;
 
 pub use chunk::{Chunk, ChunkEmbedding, EmbeddedChunk};

@@ -295,7 +295,7 @@ fn hostile_files_are_skipped_with_their_reason_and_nothing_else_is_affected() {
         std::fs::remove_file(repo.join(format!("{deep}deep.py"))).unwrap();
         assert_eq!(
             read_source(candidate("deep.py"), &walk_options).err(),
-            Some(SkipReason::Unreadable)
+            Some(SkipReason::Vanished)
         );
         #[cfg(unix)]
         {

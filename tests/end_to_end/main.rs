@@ -7,6 +7,8 @@ mod concurrency;
 mod encoder;
 mod hot_index;
 mod ingest;
+#[cfg(target_os = "linux")]
+mod permissions;
 mod search;
 mod sql;
 mod store;

@@ -111,7 +111,11 @@ impl ChunkTable {
         let saved_version = report.loaded.then_some(index.version);
         self.catch_up(&mut index, options, &mut report).await?;
         if saved_version != Some(index.version) {
-            snapshot::save(&index, &dir, &self.metadata_json())?;
+            // The snapshot only saves the next open some work: a database this process
+            // may not write (read-only, full) still gets its searches.
+            if let Err(e) = snapshot::save(&index, &dir, &self.metadata_json()) {
+                tracing::warn!("hot index kept in memory only: cannot save it ({e})");
+            }
         }
         report.rows = index.live_rows();
         report.version = index.version;
@@ -125,6 +129,7 @@ impl ChunkTable {
     pub async fn build_hot_index(&self, options: &HotIndexOptions) -> Result<HotIndexReport> {
         let started = Instant::now();
         let dir = self.hot_dir()?.to_path_buf();
+        self.check_writable()?;
         let mut index = self.new_hot_index(options);
         let mut report = HotIndexReport {
             rebuilt: true,

@@ -3,7 +3,7 @@
 
 use super::chunks::{EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
-use super::summary::IngestSummary;
+use super::summary::{IngestSummary, SkipReason};
 use super::{IngestOptions, Progress, HEADER_TOKENS};
 use crate::{ChunkEmbedding, ChunkTable, EmbeddedChunk, Error, Result};
 use lancet_chunk::{ChunkOptions, Chunker};
@@ -53,6 +53,7 @@ pub(super) async fn run(
     progress: &mut Progress<'_>,
 ) -> Result<IngestSummary> {
     table.check_encoder(encoder.identity())?;
+    table.check_writable()?;
     if !root.is_dir() {
         return Err(Error::Io {
             path: root.display().to_string(),
@@ -104,7 +105,7 @@ pub(super) async fn run(
     };
 
     let assemble = async {
-        let mut seen = HashSet::new();
+        let mut seen = Seen::default();
         let mut group = Vec::new();
         let mut group_chunks = 0;
         let mut events = events;
@@ -116,12 +117,16 @@ pub(super) async fn run(
             match event {
                 ScanEvent::Found(n) => lock(&summary).files_found = n,
                 ScanEvent::File(FileOutcome::Skipped(reason)) => lock(&summary).skip(reason),
+                ScanEvent::File(FileOutcome::Unreadable(path)) => {
+                    lock(&summary).skip(SkipReason::Unreadable);
+                    seen.keep_under(path);
+                }
                 ScanEvent::File(FileOutcome::Unchanged(path)) => {
-                    seen.insert(path);
+                    seen.files.insert(path);
                     lock(&summary).files_unchanged += 1;
                 }
                 ScanEvent::File(FileOutcome::Chunked(file)) => {
-                    seen.insert(file.rel_path.clone());
+                    seen.files.insert(file.rel_path.clone());
                     group_chunks += file.chunks.len();
                     group.push(file);
                     if group.len() >= options.commit_files || group_chunks >= options.commit_chunks
@@ -166,7 +171,7 @@ pub(super) async fn run(
 
     let vanished: Vec<(String, String)> = known
         .keys()
-        .filter(|path| !seen.contains(*path))
+        .filter(|path| seen.is_gone(path))
         .map(|path| (options.repo.clone(), path.clone()))
         .collect();
     if !vanished.is_empty() {
@@ -180,6 +185,37 @@ pub(super) async fn run(
     let mut summary = lock(&summary).clone();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// What the scan saw of the tree: the files it read, and the unreadable paths whose
+/// rows must stay because nothing says they changed.
+#[derive(Default)]
+struct Seen {
+    files: HashSet<String>,
+    /// Unreadable files and folders (a folder keeps every file below it).
+    kept: Vec<String>,
+    /// An unreadable path the walk could not name, or the root itself.
+    keep_all: bool,
+}
+
+impl Seen {
+    fn keep_under(&mut self, path: Option<String>) {
+        match path {
+            Some(path) => self.kept.push(path),
+            None => self.keep_all = true,
+        }
+    }
+
+    /// Whether a file the table holds is gone from the tree: not read, and not under
+    /// an unreadable path.
+    fn is_gone(&self, path: &str) -> bool {
+        !self.keep_all
+            && !self.files.contains(path)
+            && !self.kept.iter().any(|kept| {
+                path.strip_prefix(kept.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -359,4 +395,26 @@ async fn commit(
     s.chunks_removed += report.deleted;
     s.commits += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Seen;
+
+    #[test]
+    fn unreadable_paths_keep_their_files_and_only_theirs() {
+        let mut seen = Seen::default();
+        seen.files.insert("src/read.rs".into());
+        seen.keep_under(Some("src/locked.rs".into()));
+        seen.keep_under(Some("private".into()));
+        assert!(!seen.is_gone("src/read.rs"));
+        assert!(!seen.is_gone("src/locked.rs"));
+        assert!(!seen.is_gone("private/a.rs"));
+        assert!(!seen.is_gone("private/deep/b.rs"));
+        assert!(seen.is_gone("private_not_below.rs"));
+        assert!(seen.is_gone("src/locked.rs.bak"));
+        assert!(seen.is_gone("src/deleted.rs"));
+        seen.keep_under(None);
+        assert!(!seen.is_gone("src/deleted.rs"));
+    }
 }

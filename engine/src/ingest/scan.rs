@@ -7,7 +7,7 @@ use super::walk::{read_source, walk, Candidate, WalkItem, WalkOptions};
 use lancet_chunk::{Chunker, Chunking};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::mpsc as queue;
 
@@ -33,6 +33,10 @@ pub struct ChunkedFile {
 pub enum FileOutcome {
     /// Not indexed, with the reason.
     Skipped(SkipReason),
+    /// A file or folder that exists but could not be read (permissions, an I/O error):
+    /// what the table holds for it is kept, since it is not known to have changed.
+    /// `None` when the walk could not name the path (or it is the root): keep everything.
+    Unreadable(Option<String>),
     /// Its hash matches the table: nothing to do.
     Unchanged(String),
     /// New or changed: chunked and ready to embed.
@@ -96,11 +100,12 @@ fn walk_and_dispatch(
     for item in walk(&root, &options.walk, options.exclude.clone()) {
         match item {
             WalkItem::File(candidate) => candidates.push(candidate),
-            WalkItem::Skipped(reason, _) => {
-                if events
-                    .blocking_send(ScanEvent::File(FileOutcome::Skipped(reason)))
-                    .is_err()
-                {
+            WalkItem::Skipped(reason, path) => {
+                let outcome = match reason {
+                    SkipReason::Unreadable => FileOutcome::Unreadable(relative(&root, &path)),
+                    reason => FileOutcome::Skipped(reason),
+                };
+                if events.blocking_send(ScanEvent::File(outcome)).is_err() {
                     return;
                 }
             }
@@ -165,8 +170,10 @@ fn outcome_of(
     options: &ScanOptions,
     known: &HashMap<String, String>,
 ) -> FileOutcome {
+    let rel_path = candidate.rel_path.clone();
     let file = match read_source(candidate, &options.walk) {
         Ok(file) => file,
+        Err(SkipReason::Unreadable) => return FileOutcome::Unreadable(Some(rel_path)),
         Err(reason) => return FileOutcome::Skipped(reason),
     };
     if known.get(&file.rel_path) == Some(&file.hash) {
@@ -182,6 +189,13 @@ fn outcome_of(
         Chunker::new(lines).chunk(&file.language, &file.text)
     });
     FileOutcome::Chunked(chunked_file(&options.repo, file, &chunking))
+}
+
+/// `path` relative to `root` with `/` separators; `None` for the root itself, a path
+/// outside it or a name that is not UTF-8.
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?.to_str()?.replace('\\', "/");
+    (!rel.is_empty()).then_some(rel)
 }
 
 fn chunked_file(repo: &str, file: super::SourceFile, chunking: &Chunking) -> ChunkedFile {

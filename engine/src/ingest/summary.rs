@@ -20,8 +20,11 @@ pub enum SkipReason {
     LockFile,
     /// No known language for its name or extension.
     UnknownLanguage,
-    /// Could not be read (permissions, vanished, loop).
+    /// Could not be read (permissions, an I/O error, a symlink loop): rows already
+    /// indexed for it are kept.
     Unreadable,
+    /// Deleted between the walk and the read: its rows are removed like any deleted file's.
+    Vanished,
     /// A symbolic link (not followed).
     Symlink,
     /// Its path is not valid UTF-8.
@@ -43,6 +46,7 @@ impl SkipReason {
             SkipReason::LockFile => "lock file",
             SkipReason::UnknownLanguage => "unknown language",
             SkipReason::Unreadable => "unreadable",
+            SkipReason::Vanished => "vanished",
             SkipReason::Symlink => "symlink",
             SkipReason::NonUtf8Name => "non-UTF-8 name",
             SkipReason::Empty => "empty",

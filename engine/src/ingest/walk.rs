@@ -178,7 +178,10 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
         rel_path,
         language,
     } = candidate;
-    let mut file = open_without_blocking(&path).map_err(|_| SkipReason::Unreadable)?;
+    let mut file = open_without_blocking(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SkipReason::Vanished,
+        _ => SkipReason::Unreadable,
+    })?;
     match file.metadata() {
         Ok(meta) if !meta.is_file() => return Err(SkipReason::Special),
         Ok(meta) if meta.len() > options.max_file_bytes => return Err(SkipReason::TooLarge),
