@@ -1,8 +1,9 @@
-//! Arbitrary input never breaks the chunker: seeded random bytes and random token soup in
-//! every language, with budgets down to the minimum. The chunks always cover the input,
+//! Arbitrary input never breaks the chunker (proptest): random bytes and random token
+//! soup in every language, with budgets down to the minimum. The chunks always cover the input,
 //! lie on character boundaries, and never run backwards.
 
 use lancet_chunk::{ChunkOptions, Chunker};
+use proptest::prelude::*;
 
 const LANGUAGES: &[&str] = &[
     "rust",
@@ -15,23 +16,8 @@ const LANGUAGES: &[&str] = &[
     "c",
     "cpp",
     "markdown",
+    "no-such-language",
 ];
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Pieces of code that stress parsers: unbalanced brackets, strings, comments, unicode.
 const SOUP: &[&str] = &[
@@ -80,49 +66,57 @@ const SOUP: &[&str] = &[
     "\0",
 ];
 
-fn random_text(rng: &mut Rng) -> String {
-    let len = rng.below(3000);
-    if rng.below(2) == 0 {
-        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    } else {
-        (0..len / 3).map(|_| SOUP[rng.below(SOUP.len())]).collect()
+/// Text the way ingestion makes it: arbitrary bytes with invalid UTF-8 replaced, or
+/// code-like soup that stresses the parsers.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..3000)
+            .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+        prop::collection::vec(prop::sample::select(SOUP), 0..1000)
+            .prop_map(|pieces| pieces.concat()),
+    ]
+}
+
+fn assert_covered(language: &str, text: &str, options: ChunkOptions) {
+    let chunking = Chunker::new(options).chunk(language, text);
+    if text.trim().is_empty() {
+        assert!(chunking.pieces.is_empty());
+        return;
+    }
+    let mut covered = vec![false; text.len()];
+    for p in &chunking.pieces {
+        let s = p.span;
+        assert!(
+            s.start_byte < s.end_byte && s.end_byte <= text.len(),
+            "{language}: {s:?}"
+        );
+        assert!(text.is_char_boundary(s.start_byte) && text.is_char_boundary(s.end_byte));
+        assert!(s.start_line <= s.end_line);
+        covered[s.start_byte..s.end_byte].fill(true);
+    }
+    assert!(covered.iter().all(|&c| c), "{language}: uncovered bytes");
+    for pair in chunking.pieces.windows(2) {
+        assert!(
+            pair[0].span.start_byte <= pair[1].span.start_byte,
+            "{language}"
+        );
     }
 }
 
-#[test]
-fn random_inputs_are_always_covered() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    for round in 0..400 {
-        let text = random_text(&mut rng);
-        let language = LANGUAGES[round % LANGUAGES.len()];
-        let mut options = ChunkOptions::for_tokens(16 + rng.below(500));
-        options.merge_below_tokens = rng.below(options.max_tokens + 1);
-        let chunking = Chunker::new(options).chunk(language, &text);
-        if text.trim().is_empty() {
-            assert!(chunking.pieces.is_empty());
-            continue;
-        }
-        let mut covered = vec![false; text.len()];
-        for p in &chunking.pieces {
-            let s = p.span;
-            assert!(
-                s.start_byte < s.end_byte && s.end_byte <= text.len(),
-                "{language} round {round}"
-            );
-            assert!(text.is_char_boundary(s.start_byte) && text.is_char_boundary(s.end_byte));
-            assert!(s.start_line <= s.end_line);
-            covered[s.start_byte..s.end_byte].fill(true);
-        }
-        assert!(
-            covered.iter().all(|&c| c),
-            "{language} round {round}: uncovered bytes"
-        );
-        for pair in chunking.pieces.windows(2) {
-            assert!(
-                pair[0].span.start_byte <= pair[1].span.start_byte,
-                "{language} round {round}"
-            );
-        }
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Any text, any language (known or not), any budget: the chunks cover the input,
+    /// lie on character boundaries and never run backwards.
+    #[test]
+    fn chunks_always_cover_the_input(
+        text in text(),
+        language in prop::sample::select(LANGUAGES),
+        max_tokens in 16usize..520,
+        merge_share in 0.0f64..=1.0,
+    ) {
+        let mut options = ChunkOptions::for_tokens(max_tokens);
+        options.merge_below_tokens = (options.max_tokens as f64 * merge_share) as usize;
+        assert_covered(language, &text, options);
     }
 }

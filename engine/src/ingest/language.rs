@@ -119,6 +119,7 @@ impl LanguageMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn detects_by_extension_and_name_and_accepts_additions() {
@@ -134,47 +135,73 @@ mod tests {
         assert!(map.add_mapping("nolang").is_err());
     }
 
-    /// Arbitrary bytes as paths and mappings: no panic, and an answer is always one of
-    /// the map's languages.
-    #[test]
-    fn arbitrary_paths_and_mappings_never_panic() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let alphabet = b"./\\=._-aZ9\0\xff\xc3\xa9 rs.py.RS";
-        for _ in 0..5_000 {
-            let len = (next() % 24) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| match next() % 3 {
-                    0 => (next() % 256) as u8,
-                    _ => alphabet[(next() % alphabet.len() as u64) as usize],
-                })
-                .collect();
+    #[cfg(unix)]
+    fn path_of(bytes: &[u8]) -> std::path::PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+    }
+
+    #[cfg(not(unix))]
+    fn path_of(bytes: &[u8]) -> std::path::PathBuf {
+        std::path::PathBuf::from(String::from_utf8_lossy(bytes).as_ref())
+    }
+
+    /// Bytes that make paths interesting: separators, dots, case, NUL, invalid UTF-8.
+    fn path_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let alphabet: Vec<u8> = b"./\\=._-aZ9\0\xff\xc3\xa9 rsRSpy".to_vec();
+        prop::collection::vec(
+            prop_oneof![any::<u8>(), prop::sample::select(alphabet)],
+            0..32,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Arbitrary bytes as paths and mappings: no panic, and an answer is always one
+        /// of the map's languages.
+        #[test]
+        fn arbitrary_paths_and_mappings_answer_only_known_languages(
+            path in path_bytes(),
+            mapping in path_bytes(),
+        ) {
             let mut map = LanguageMap::default();
-            let text = String::from_utf8_lossy(&bytes);
-            let _ = map.add_mapping(&text);
-            let known: Vec<String> = map
-                .by_extension
-                .values()
-                .chain(map.by_name.values())
-                .cloned()
-                .collect();
-            #[cfg(unix)]
-            let path = std::path::PathBuf::from(
-                <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes),
-            );
-            #[cfg(not(unix))]
-            let path = std::path::PathBuf::from(text.as_ref());
-            if let Some(language) = map.detect(&path) {
-                assert!(
-                    known.iter().any(|k| k == language),
-                    "{path:?} -> {language}"
+            let _ = map.add_mapping(&String::from_utf8_lossy(&mapping));
+            if let Some(language) = map.detect(&path_of(&path)) {
+                prop_assert!(
+                    map.by_extension.values().chain(map.by_name.values()).any(|k| k == language),
+                    "{:?} -> {}", path_of(&path), language
                 );
             }
+        }
+
+        /// The folders a file sits in never change its language.
+        #[test]
+        fn folders_do_not_change_the_language(dir in path_bytes(), name in path_bytes()) {
+            let name: Vec<u8> = name.into_iter().filter(|&b| b != b'/').collect();
+            prop_assume!(!name.is_empty() && name != b"." && name != b"..");
+            let map = LanguageMap::default();
+            let mut nested = dir;
+            nested.push(b'/');
+            nested.extend_from_slice(&name);
+            prop_assert_eq!(map.detect(&path_of(&nested)), map.detect(&path_of(&name)));
+        }
+
+        /// An `EXT=LANGUAGE` mapping is found for any file with that extension, in any
+        /// letter case.
+        #[test]
+        fn an_added_mapping_is_detected(
+            ext in "[A-Za-z0-9_]{1,8}",
+            language in "[A-Za-z][A-Za-z0-9+#-]{0,11}",
+            stem in "[a-z]{1,6}",
+            upper in any::<bool>(),
+        ) {
+            let mut map = LanguageMap::default();
+            map.add_mapping(&format!(" .{ext} = {language} ")).unwrap();
+            let ext = if upper { ext.to_ascii_uppercase() } else { ext.to_ascii_lowercase() };
+            let path = format!("some/dir/{stem}.{ext}");
+            let expected = language.to_ascii_lowercase();
+            prop_assert_eq!(map.detect(Path::new(&path)), Some(expected.as_str()));
         }
     }
 }
