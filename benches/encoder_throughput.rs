@@ -12,6 +12,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use lancet::udf::model::{token_budget_batches, Qwen2Config, Qwen2Model};
+use lancet::udf::DeviceSpec;
 use std::time::Instant;
 
 const CONFIG_0_5B: &str = r#"{
@@ -45,7 +46,7 @@ fn arg(name: &str, default: usize) -> usize {
 
 fn main() -> anyhow::Result<()> {
     let chunks = arg("--chunks", 64);
-    let budget = arg("--batch-tokens", 16_384);
+    let budget = arg("--batch-tokens", DeviceSpec::Cpu.default_batch_tokens());
     let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
     let device = Device::Cpu;
     let vb = VarBuilder::from_backend(Box::new(RandomInit), DType::F32, device.clone());
@@ -65,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let report = serde_json::json!({
         "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
         "dtype": "f32", "device": "cpu", "threads": threads, "chunks": chunks,
-        "tokens": tokens, "batches": batches.len(), "seconds": secs,
+        "tokens": tokens, "batch_tokens": budget, "batches": batches.len(), "seconds": secs,
         "tokens_per_second": tokens as f64 / secs,
     });
     println!("{report}");

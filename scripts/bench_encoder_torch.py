@@ -46,7 +46,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--chunks", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-tokens", type=int, default=16384)
+    # Lancet's CPU default (DeviceSpec::default_batch_tokens); sweep it for both engines.
+    p.add_argument("--batch-tokens", type=int, default=1024)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(7)
@@ -77,7 +78,7 @@ def main() -> None:
     print(json.dumps({
         "engine": "transformers-pytorch", "torch": torch.__version__, "dtype": "f32",
         "device": "cpu", "threads": a.threads, "chunks": a.chunks, "tokens": tokens,
-        "batches": len(plan), "seconds": secs, "tokens_per_second": tokens / secs,
+        "batch_tokens": a.batch_tokens, "batches": len(plan), "seconds": secs, "tokens_per_second": tokens / secs,
     }))
 
 

@@ -62,6 +62,18 @@ impl DeviceSpec {
             DeviceSpec::Cuda(_) => DType::BF16,
         }
     }
+
+    /// Tokens per forward pass by default (padding included). On CPU, activations of a
+    /// 1,024-token batch (3.5 MiB per hidden state at 896 wide) stay in cache and the
+    /// allocator reuses them; 16,384-token batches made every op stream fresh pages from
+    /// memory and ran 2.8x slower (BENCHMARKS.md, encoder). On CUDA, large products fill
+    /// the GPU.
+    pub fn default_batch_tokens(self) -> usize {
+        match self {
+            DeviceSpec::Cpu => 1_024,
+            DeviceSpec::Cuda(_) => 16_384,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,10 @@ pub struct EncoderOptions {
     pub max_query_tokens: usize,
     /// Longest document, in tokens (prompt included): the chunk budget.
     pub max_document_tokens: usize,
-    /// Tokens per forward pass, padding included (`max_len * rows`).
-    pub batch_tokens: usize,
+    /// Tokens per forward pass, padding included (`max_len * rows`); `None` picks the
+    /// device's default (small on CPU, where activations that stay in cache win; large
+    /// on CUDA, where bigger matrix products fill the GPU).
+    pub batch_tokens: Option<usize>,
 }
 
 impl Default for EncoderOptions {
@@ -34,7 +36,7 @@ impl Default for EncoderOptions {
             dtype: None,
             max_query_tokens: 8192,
             max_document_tokens: 512,
-            batch_tokens: 16_384,
+            batch_tokens: None,
         }
     }
 }
@@ -139,7 +141,11 @@ impl Encoder for QwenEncoder {
         }
         let lengths: Vec<usize> = tokenized.iter().map(|t| t.ids.len()).collect();
         let mut data = vec![0f32; texts.len() * dim];
-        for batch in token_budget_batches(&lengths, self.options.batch_tokens) {
+        let budget = self
+            .options
+            .batch_tokens
+            .unwrap_or(self.options.device.default_batch_tokens());
+        for batch in token_budget_batches(&lengths, budget) {
             let inputs: Vec<&Tokenized> = batch.iter().map(|&i| &tokenized[i]).collect();
             let pooled = self.run_batch(&inputs)?;
             for (row, &i) in batch.iter().enumerate() {
