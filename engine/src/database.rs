@@ -109,21 +109,27 @@ impl Database {
         name: &str,
         metadata: TableMetadata,
     ) -> Result<ChunkTable> {
-        if self.table_names().await?.iter().any(|n| n == name) {
-            let table = self.open_table(name).await?;
-            table.check_encoder(&metadata.model)?;
-            if table.metadata().dims != metadata.dims {
-                return Err(Error::InvalidArgument(format!(
-                    "table `{name}` stores {}/{}-d vectors, {}/{} were asked for",
-                    table.metadata().dims.full,
-                    table.metadata().dims.prefix,
-                    metadata.dims.full,
-                    metadata.dims.prefix
-                )));
+        if !self.table_names().await?.iter().any(|n| n == name) {
+            match self.create_table(name, metadata.clone()).await {
+                Ok(table) => return Ok(table),
+                // Another process created it since the check: use theirs, checked below.
+                Err(Error::TableExists(_))
+                | Err(Error::Lance(lancedb::Error::TableAlreadyExists { .. })) => {}
+                Err(e) => return Err(e),
             }
-            return Ok(table);
         }
-        self.create_table(name, metadata).await
+        let table = self.open_table(name).await?;
+        table.check_encoder(&metadata.model)?;
+        if table.metadata().dims != metadata.dims {
+            return Err(Error::InvalidArgument(format!(
+                "table `{name}` stores {}/{}-d vectors, {}/{} were asked for",
+                table.metadata().dims.full,
+                table.metadata().dims.prefix,
+                metadata.dims.full,
+                metadata.dims.prefix
+            )));
+        }
+        Ok(table)
     }
 
     /// Deletes a table and its files, its hot index included.

@@ -45,6 +45,14 @@ pub enum Error {
         /// What the write attempt answered.
         source: std::io::Error,
     },
+    /// Another job holds the table's writer lock.
+    #[error("table `{table}` is being written by {holder}; run again once it has finished")]
+    Busy {
+        /// The table.
+        table: String,
+        /// Who holds the lock, as far as its lock file says.
+        holder: String,
+    },
     /// File-system problem outside Lance.
     #[error("{path}: {source}")]
     Io {

@@ -5,8 +5,8 @@ use lancedb::index::Index;
 use lancedb::DistanceType;
 use lancet_schemas::columns as col;
 
-/// Times [`ChunkTable::optimize`] retries after losing a commit race to a writer.
-const OPTIMIZE_RETRIES: u32 = 6;
+/// Times an optimize or an index creation retries after losing a commit race.
+const CONFLICT_RETRIES: u32 = 6;
 
 /// The ANN index kept on the Matryoshka prefix column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,7 +99,14 @@ impl ChunkTable {
     /// and filter columns, and the ANN index on the prefix column once the table holds
     /// `options.min_rows_for_ann` rows. Existing indexes are left to
     /// [`Self::optimize`], which folds new rows into them.
+    ///
+    /// Safe beside another process doing the same: an index creation that loses the race
+    /// is retried, and then finds the index made.
     pub async fn ensure_indexes(&self, options: &IndexOptions) -> Result<IndexReport> {
+        retry_on_conflict(|| self.ensure_indexes_once(options)).await
+    }
+
+    async fn ensure_indexes_once(&self, options: &IndexOptions) -> Result<IndexReport> {
         let rows = self.count(None).await?;
         let existing = self.indexed_columns().await?;
         let mut report = IndexReport::default();
@@ -149,23 +156,31 @@ impl ChunkTable {
     /// retried on the new version (a few times, then the conflict is returned).
     pub async fn optimize(&self, options: &IndexOptions) -> Result<IndexReport> {
         self.check_writable()?;
-        let mut attempt = 0;
-        loop {
-            let result = match self
-                .table
+        retry_on_conflict(|| async {
+            self.table
                 .optimize(lancedb::table::OptimizeAction::All)
-                .await
-            {
-                Ok(_) => self.ensure_indexes(options).await,
-                Err(e) => Err(e.into()),
-            };
-            match result {
-                Err(e) if e.is_commit_conflict() && attempt < OPTIMIZE_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
-                }
-                other => return other,
+                .await?;
+            self.ensure_indexes_once(options).await
+        })
+        .await
+    }
+}
+
+/// Runs `op` again, backing off, while it fails with a commit conflict (a few times, then
+/// the conflict is returned): each retry starts from the version that won.
+async fn retry_on_conflict<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_commit_conflict() && attempt < CONFLICT_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
             }
+            other => return other,
         }
     }
 }

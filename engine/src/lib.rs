@@ -26,6 +26,7 @@ mod table;
 mod text_search;
 mod writable;
 mod write;
+mod writer_lock;
 
 pub use chunk::{Chunk, ChunkEmbedding, EmbeddedChunk};
 pub use database::{Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
@@ -41,5 +42,6 @@ pub use stats::{IndexState, TableStats};
 pub use table::ChunkTable;
 pub use text_search::{reciprocal_rank_fusion, RRF_K};
 pub use write::WriteReport;
+pub use writer_lock::WriterLock;
 
 pub(crate) use lancet_udf::matryoshka::normalize_in_place as normalize;

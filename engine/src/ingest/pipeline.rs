@@ -54,6 +54,7 @@ pub(super) async fn run(
 ) -> Result<IngestSummary> {
     table.check_encoder(encoder.identity())?;
     table.check_writable()?;
+    let _writer = table.lock_for_writing()?;
     if !root.is_dir() {
         return Err(Error::Io {
             path: root.display().to_string(),
@@ -155,7 +156,7 @@ pub(super) async fn run(
     let write = async {
         while let Some(job) = write_rx.recv().await {
             let job = job?;
-            commit(table, &options.repo, job, &summary).await?;
+            commit(table, &options.repo, &known, job, &summary).await?;
             report();
         }
         Ok::<_, Error>(())
@@ -368,18 +369,27 @@ fn embed_group(
     })
 }
 
+/// Commits one group. Files the table did not hold when the job started are appended:
+/// the writer lock guarantees no other job added them since, and an append skips the
+/// merge's scan of the table for rows to replace (the cost that grows with the table).
 async fn commit(
     table: &ChunkTable,
     repo: &str,
+    known: &HashMap<String, String>,
     job: WriteJob,
     summary: &Mutex<IngestSummary>,
 ) -> Result<()> {
-    let scope: Vec<(String, String)> = job
-        .scope
-        .into_iter()
-        .map(|path| (repo.to_string(), path))
-        .collect();
-    let report = table.replace_files(&scope, &job.rows).await?;
+    let all_new = job.scope.iter().all(|path| !known.contains_key(path));
+    let report = if all_new {
+        table.append(&job.rows).await?
+    } else {
+        let scope: Vec<(String, String)> = job
+            .scope
+            .into_iter()
+            .map(|path| (repo.to_string(), path))
+            .collect();
+        table.replace_files(&scope, &job.rows).await?
+    };
     let stats = job.stats;
     let mut s = lock(summary);
     s.files_indexed += stats.files;

@@ -1,0 +1,64 @@
+//! One ingestion at a time per table, across processes: an advisory lock (`flock`) on
+//! `<db>/<table>.lock`. The kernel releases it when the holder exits, killed or not, so a
+//! crash never leaves a stale lock behind. With it held, a job may append the rows of
+//! files the table did not hold when the job started: no other Lancet job can have
+//! written them since.
+
+use crate::{ChunkTable, Error, Result};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+/// Held while a job writes a table; released on drop.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: Option<File>,
+}
+
+impl ChunkTable {
+    /// Takes the table's writer lock, or fails at once with [`Error::Busy`] naming the
+    /// process that holds it. Searches, SQL and `optimize` do not take it: Lance's
+    /// commits already keep them consistent beside a writer.
+    pub fn lock_for_writing(&self) -> Result<WriterLock> {
+        let Some(db) = self.hot_dir.as_deref().and_then(Path::parent) else {
+            return Ok(WriterLock { _file: None });
+        };
+        let path = db.join(format!("{}.lock", self.name()));
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        if !try_lock_exclusive(&file).map_err(io)? {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(Error::Busy {
+                table: self.name().to_string(),
+                holder: match holder.trim() {
+                    "" => "another process".to_string(),
+                    pid => format!("process {pid}"),
+                },
+            });
+        }
+        // The holder's pid, for the message of whoever comes next.
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(WriterLock { _file: Some(file) })
+    }
+}
+
+/// `flock(LOCK_EX | LOCK_NB)` on Unix, `LockFileEx` on Windows.
+fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
