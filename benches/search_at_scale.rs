@@ -14,7 +14,8 @@
 //!     cargo bench --bench search_at_scale -- --rows 100000 --queries 200 --out target/bench-search-100k
 //!
 //! `--db DIR` keeps the table between runs (rebuilt only if its row count differs);
-//! `--methods hot,lance-two-stage,hnsw-sq,ivf-pq,flat` picks methods.
+//! `--methods hot,lance-two-stage,hnsw-sq,ivf-pq,flat` picks methods; `--dump DIR` writes
+//! the vectors, queries and ground truth for `scripts/bench_faiss.py`.
 
 use futures::TryStreamExt;
 use half::f16;
@@ -48,6 +49,9 @@ struct Args {
     queries: usize,
     out: PathBuf,
     db: Option<PathBuf>,
+    /// Where to write the stored vectors, queries and unfiltered ground truth as raw
+    /// little-endian arrays, for `scripts/bench_faiss.py`.
+    dump: Option<PathBuf>,
     methods: Vec<String>,
 }
 
@@ -68,6 +72,7 @@ fn args() -> Args {
             .unwrap_or(200),
         out: value("--out").map_or_else(|| PathBuf::from("target/bench-search"), PathBuf::from),
         db: value("--db").map(PathBuf::from),
+        dump: value("--dump").map(PathBuf::from),
         methods: value("--methods")
             .unwrap_or_else(|| "hot,lance-two-stage,hnsw-sq,ivf-pq,flat".into())
             .split(',')
@@ -439,6 +444,39 @@ async fn table_of(db: &Database, vectors: &[Vec<f32>]) -> anyhow::Result<ChunkTa
     Ok(table)
 }
 
+/// Writes `vectors.f32` (the stored fp16 vectors widened, row-major), `queries.f32` and
+/// `truth.u32` (the exact top-10 row indexes of each query), little-endian.
+fn dump(
+    dir: &std::path::Path,
+    stored: &[f16],
+    queries: &[Vec<f32>],
+    truth: &[Vec<usize>],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = |values: &mut dyn Iterator<Item = [u8; 4]>| values.flatten().collect::<Vec<u8>>();
+    std::fs::write(
+        dir.join("vectors.f32"),
+        bytes(&mut stored.iter().map(|x| x.to_f32().to_le_bytes())),
+    )?;
+    std::fs::write(
+        dir.join("queries.f32"),
+        bytes(&mut queries.iter().flatten().map(|x| x.to_le_bytes())),
+    )?;
+    std::fs::write(
+        dir.join("truth.u32"),
+        bytes(
+            &mut truth
+                .iter()
+                .flat_map(|t| t.iter().map(|&i| (i as u32).to_le_bytes())),
+        ),
+    )?;
+    println!(
+        "vectors, queries and ground truth written to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -496,6 +534,9 @@ fn main() -> anyhow::Result<()> {
         .map(|(_, _, keep)| exact_truth(&stored, 768, &queries, keep))
         .collect();
     println!("ground truth in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(dir) = &args.dump {
+        dump(dir, &stored, &queries, &truths[0])?;
+    }
     drop(stored);
     let index_of: HashMap<u64, usize> = rt.block_on(async {
         let batches: Vec<arrow_array::RecordBatch> = table
