@@ -202,7 +202,7 @@ impl ChunkTable {
             return Ok(Vec::new());
         }
         let ids: Vec<u64> = best.iter().map(|b| b.0).collect();
-        let batches = self.take_result_rows(ids).await?;
+        let batches = self.rows_by_id(ids, &col::RESULT_COLUMNS).await?;
         let mut at = std::collections::HashMap::new();
         for (b, batch) in batches.iter().enumerate() {
             let ids = column::<UInt64Array>(batch, "_rowid")?;
@@ -216,39 +216,6 @@ impl ChunkTable {
                     .map(|&(b, row)| hit_from_row(&batches[b], row, score))
             })
             .collect()
-    }
-
-    /// The result columns (and `_rowid`) of the rows with these stable ids; ids no longer
-    /// in the table are left out. On a local table this is a take through Lance's row-id
-    /// index: lancedb's `take_row_ids` plans a filtered scan (`_rowid IN (...)`), which
-    /// cost 2-4 ms for ten rows and grew with the table.
-    async fn take_result_rows(&self, ids: Vec<u64>) -> Result<Vec<RecordBatch>> {
-        if let Some(dataset) = self.table.dataset() {
-            let dataset = dataset.get().await?;
-            let mut columns = col::RESULT_COLUMNS.to_vec();
-            columns.push(lance_core::ROW_ID);
-            let projection = dataset
-                .schema()
-                .project_preserve_system_columns(&columns)
-                .map_err(lancedb::Error::from)?;
-            let batch = dataset
-                .take_rows(
-                    &ids,
-                    lance::dataset::ProjectionRequest::from_schema(projection),
-                )
-                .await
-                .map_err(lancedb::Error::from)?;
-            return Ok(vec![batch]);
-        }
-        Ok(self
-            .table
-            .take_row_ids(ids)
-            .select(Select::columns(&col::RESULT_COLUMNS))
-            .with_row_id()
-            .execute()
-            .await?
-            .try_collect()
-            .await?)
     }
 
     /// The physical plan Lance would run for the coarse (or exact) stage of `request`:

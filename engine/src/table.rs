@@ -1,5 +1,9 @@
 use crate::{Error, Result};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use futures::TryStreamExt;
+use lance::dataset::ProjectionRequest;
+use lancedb::query::{ExecutableQuery, Select};
 use lancedb::Table;
 use lancet_schemas::{ModelIdentity, TableMetadata};
 use std::path::PathBuf;
@@ -94,5 +98,39 @@ impl ChunkTable {
     pub async fn refresh(&self) -> Result<()> {
         self.table.checkout_latest().await?;
         Ok(())
+    }
+
+    /// `columns` (and `_rowid`) of the rows with these stable row ids; ids no longer in
+    /// the table are left out. On a local table this is a take through Lance's row-id
+    /// index: lancedb's `take_row_ids` plans a filtered scan (`_rowid IN (...)`), which
+    /// cost 2-4 ms for ten rows and grew with the table.
+    pub(crate) async fn rows_by_id(
+        &self,
+        ids: Vec<u64>,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        if let Some(dataset) = self.table.dataset() {
+            let dataset = dataset.get().await?;
+            let mut columns = columns.to_vec();
+            columns.push(lance_core::ROW_ID);
+            let projection = dataset
+                .schema()
+                .project_preserve_system_columns(&columns)
+                .map_err(lancedb::Error::from)?;
+            let batch = dataset
+                .take_rows(&ids, ProjectionRequest::from_schema(projection))
+                .await
+                .map_err(lancedb::Error::from)?;
+            return Ok(vec![batch]);
+        }
+        Ok(self
+            .table
+            .take_row_ids(ids)
+            .select(Select::columns(columns))
+            .with_row_id()
+            .execute()
+            .await?
+            .try_collect()
+            .await?)
     }
 }

@@ -232,14 +232,7 @@ impl ChunkTable {
                 })
                 .collect();
             for ids in missing.chunks(FETCH_ROWS) {
-                let mut batches = self
-                    .table
-                    .take_row_ids(ids.to_vec())
-                    .select(Select::columns(&columns))
-                    .with_row_id()
-                    .execute()
-                    .await?;
-                while let Some(batch) = batches.try_next().await? {
+                for batch in self.rows_by_id(ids.to_vec(), &columns).await? {
                     report.inserted += batch.num_rows() as u64;
                     report.removed += self.push_rows(index, &batch)?;
                 }
