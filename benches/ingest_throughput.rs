@@ -33,6 +33,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+// The allocator of the `lancet` binary, so the bench measures what `lancet index` runs.
+#[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[allow(dead_code)]
 #[path = "../tests/end_to_end/support/tiny_model.rs"]
 mod tiny_model;
