@@ -205,7 +205,7 @@ impl ChunkTable {
         let batches = self.rows_by_id(ids, &col::RESULT_COLUMNS).await?;
         let mut at = std::collections::HashMap::new();
         for (b, batch) in batches.iter().enumerate() {
-            let ids = column::<UInt64Array>(batch, "_rowid")?;
+            let ids = column::<UInt64Array>(batch, lance_core::ROW_ID)?;
             for row in 0..batch.num_rows() {
                 at.insert(ids.value(row), (b, row));
             }

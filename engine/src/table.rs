@@ -100,6 +100,12 @@ impl ChunkTable {
         Ok(())
     }
 
+    /// The database folder the table was opened from (`None` for a table not opened
+    /// from a folder): where its hot index, writer lock and Lance folder live.
+    pub(crate) fn database_dir(&self) -> Option<&std::path::Path> {
+        self.hot_dir.as_deref().and_then(std::path::Path::parent)
+    }
+
     /// `columns` (and `_rowid`) of the rows with these stable row ids; ids no longer in
     /// the table are left out. On a local table this is a take through Lance's row-id
     /// index: lancedb's `take_row_ids` plans a filtered scan (`_rowid IN (...)`), which

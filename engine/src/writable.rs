@@ -12,7 +12,7 @@ impl ChunkTable {
     /// cannot be written. Reading a read-only database needs no write: searches, SQL and
     /// status work there. A table not opened from a folder is not checked.
     pub fn check_writable(&self) -> Result<()> {
-        let Some(db) = self.hot_dir.as_deref().and_then(Path::parent) else {
+        let Some(db) = self.database_dir() else {
             return Ok(());
         };
         check_folder(db)?;

@@ -7,7 +7,6 @@
 use crate::{ChunkTable, Error, Result};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::path::Path;
 
 /// Held while a job writes a table; released on drop.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ impl ChunkTable {
     /// process that holds it. Searches, SQL and `optimize` do not take it: Lance's
     /// commits already keep them consistent beside a writer.
     pub fn lock_for_writing(&self) -> Result<WriterLock> {
-        let Some(db) = self.hot_dir.as_deref().and_then(Path::parent) else {
+        let Some(db) = self.database_dir() else {
             return Ok(WriterLock { _file: None });
         };
         let path = db.join(format!("{}.lock", self.name()));

@@ -1,33 +1,9 @@
 //! The `lancet` binary, end to end, with a tiny model.
 
+use crate::support::cli::{lancet, stderr, stdout};
 use crate::support::tiny_model::write_tiny_model;
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn lancet(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lancet"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LANCET_MODEL")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", cwd.join("hf-home"))
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
+use crate::support::write;
+use std::process::Output;
 
 #[test]
 fn index_search_status_and_incremental_rerun() {
@@ -283,7 +259,7 @@ fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
         write(
             &repo,
             &format!("src/f{i}.rs"),
-            &format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n"),
+            format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n"),
         );
     }
     let m = model.to_str().unwrap();

@@ -2,7 +2,7 @@
 //! SIGKILL that resumes to the same rows as an uninterrupted one.
 
 use crate::support::tiny_model::write_tiny_model;
-use crate::support::{runtime, HashEncoder};
+use crate::support::{runtime, write, HashEncoder};
 use arrow_array::{Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
@@ -18,12 +18,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-
-pub(crate) fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
 
 pub(crate) async fn table_for(dir: &Path, encoder: &HashEncoder) -> ChunkTable {
     let db = Database::open(dir).await.unwrap();

@@ -3,13 +3,14 @@
 //! runs without root's permission override, so these tests mean the same as root (as CI
 //! runs them) and as an ordinary user.
 
-use crate::support::runtime;
+use crate::support::cli::{lancet_command, stderr, stdout};
 use crate::support::tiny_model::write_tiny_model;
+use crate::support::{runtime, write};
 use lancet::schemas::{chunk_schema, TableMetadata};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Runs `lancet` as the current user but, for root, without `CAP_DAC_OVERRIDE` and
 /// `CAP_DAC_READ_SEARCH`: file permission bits then bind it as they bind anyone else.
@@ -18,13 +19,7 @@ fn lancet_bound_by_permissions(args: &[&str], cwd: &Path) -> Output {
     // linux/capability.h; the libc crate does not export capability numbers.
     const CAP_DAC_OVERRIDE: libc::c_ulong = 1;
     const CAP_DAC_READ_SEARCH: libc::c_ulong = 2;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lancet"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LANCET_MODEL")
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", cwd.join("hf-home"));
+    let mut command = lancet_command(args, cwd);
     // SAFETY: the closure runs in the forked child before exec and only calls prctl,
     // which is async-signal-safe; dropping a capability from the bounding set means
     // root's next exec starts without it.
@@ -43,20 +38,6 @@ fn lancet_bound_by_permissions(args: &[&str], cwd: &Path) -> Output {
     command
         .output()
         .expect("run lancet without the permission override")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -219,7 +200,7 @@ fn a_read_only_database_answers_queries_and_refuses_writes_cleanly() {
         write(
             &repo,
             &format!("src/f{i}.rs"),
-            &format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n"),
+            format!("pub fn f{i}() -> u32 {{\n    {i}\n}}\n"),
         );
     }
     let r = repo.to_str().unwrap();

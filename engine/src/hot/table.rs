@@ -5,13 +5,12 @@ use crate::batch::{column, strings};
 use crate::{ChunkTable, Error, Filter, Result};
 use arrow_array::{RecordBatch, UInt64Array};
 use futures::TryStreamExt;
+use lance_core::ROW_ID;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancet_schemas::{columns as col, fp16_vectors};
 use roaring::RoaringBitmap;
 use std::time::Instant;
 
-/// The Lance column of each row's stable id.
-const ROW_ID: &str = "_rowid";
 /// The Lance column of the version that last wrote each row (tables with stable row ids).
 const LAST_UPDATED: &str = "_row_last_updated_at_version";
 /// Rows read from Lance per request when rows are read by id.

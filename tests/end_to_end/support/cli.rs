@@ -1,0 +1,32 @@
+//! Running the `lancet` binary from the tests: offline, with no model from the
+//! environment, its hub cache inside the test's folder.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `lancet ARGS` in `cwd`, ready to run.
+pub fn lancet_command(args: &[&str], cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lancet"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LANCET_MODEL")
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", cwd.join("hf-home"));
+    command
+}
+
+/// Runs `lancet ARGS` in `cwd` and waits for it.
+pub fn lancet(args: &[&str], cwd: &Path) -> Output {
+    lancet_command(args, cwd).output().expect("run lancet")
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
