@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         .init();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output closed it (`| head`): it has what it wanted.
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -7,41 +7,32 @@
 //! [`ChunkTable::upsert`] and [`ChunkTable::replace_files`] (one atomic commit per call),
 //! and come out of [`ChunkTable::search`]: a coarse search over the Matryoshka prefix
 //! column, filtered before the vector search, re-ranked at full width.
+//!
+//! The crate is layered, each layer a folder that uses only those before it:
+//! [`store`] (Lance tables), [`search`] (the two-stage search, the hot index, BM25),
+//! then [`ingest`] (repositories into tables) and [`sql`] (a DataFusion session).
 #![deny(missing_docs)]
 
-mod batch;
-mod chunk;
-mod database;
 mod error;
-mod filter;
-mod hot;
-mod index;
 pub mod ingest;
-mod rerank;
-mod search;
+#[cfg(test)]
+mod layers;
+pub mod search;
 pub mod sql;
-mod stats;
+pub mod store;
+#[cfg(any(test, feature = "synthetic"))]
 pub mod synthetic;
-mod table;
-mod text_search;
-mod writable;
-mod write;
-mod writer_lock;
 
-pub use chunk::{Chunk, ChunkEmbedding, EmbeddedChunk};
-pub use database::{Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
 /// The DataFusion version the SQL layer is built on (its Arrow included).
 pub use datafusion;
 pub use error::{Error, Result};
-pub use filter::Filter;
-pub use hot::{HnswParams, HotIndexOptions, HotIndexReport};
-pub use index::{AnnIndexKind, IndexOptions, IndexReport};
 pub use lancet_schemas::{TableDims, TableMetadata};
-pub use search::{SearchHit, SearchMode, SearchRequest, DEFAULT_EF};
-pub use stats::{IndexState, TableStats};
-pub use table::ChunkTable;
-pub use text_search::{reciprocal_rank_fusion, RRF_K};
-pub use write::WriteReport;
-pub use writer_lock::WriterLock;
-
-pub(crate) use lancet_udf::matryoshka::normalize_in_place as normalize;
+pub use search::{
+    reciprocal_rank_fusion, Filter, HnswParams, HotIndexOptions, HotIndexReport, SearchHit,
+    SearchMode, SearchRequest, DEFAULT_EF, MAX_K, MAX_SHORTLIST, RRF_K,
+};
+pub use store::{
+    AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, EmbeddedChunk,
+    IndexOptions, IndexReport, IndexState, TableStats, WriteReport, WriterLock, DEFAULT_DB_DIR,
+    DEFAULT_TABLE,
+};

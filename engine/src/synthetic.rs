@@ -83,7 +83,7 @@ impl MatryoshkaGenerator {
                 let centre = &self.centres[rng.random_range(0..self.centres.len())];
                 let noise = gaussian(&mut rng, &self.scales, self.spec.noise);
                 let mut v: Vec<f32> = centre.iter().zip(&noise).map(|(c, e)| c + e).collect();
-                crate::normalize(&mut v);
+                lancet_udf::matryoshka::normalize_in_place(&mut v);
                 v
             })
             .collect()

@@ -32,7 +32,7 @@ pub fn run(args: &Args, a: &EmbedArgs) -> Result<()> {
     let embeddings = encoder.encode(&texts, task)?;
     for row in embeddings.rows() {
         let v = matryoshka::truncate_normalize(row, dims)?;
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?)?;
     }
     Ok(())
 }

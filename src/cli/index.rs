@@ -13,6 +13,22 @@ use lancet::udf::{Encoder, EncoderOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+// Bounds of the size options: a value past them is a mistake (u64::MAX once wrapped to
+// a zero file-size limit, which emptied the table), refused before anything runs.
+const MAX_FILE_BYTES: u64 = 1 << 32;
+const MAX_CHUNK_TOKENS: u64 = 32_768;
+const MAX_THREADS: u64 = 4_096;
+const MAX_COMMIT_FILES: u64 = 10_000_000;
+const MAX_DIMS: u64 = 65_536;
+
+fn bytes(max: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::new().range(1..=max)
+}
+
+fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}
+
 /// Arguments of `lancet index`.
 #[derive(Debug, Parser)]
 pub struct IndexArgs {
@@ -22,10 +38,10 @@ pub struct IndexArgs {
     #[arg(long)]
     pub repo: Option<String>,
     /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, value_parser = bytes(MAX_FILE_BYTES))]
     pub max_file_size: u64,
     /// Skip files with a line longer than this (minified or generated code).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = count(1, MAX_FILE_BYTES))]
     pub max_line_length: usize,
     /// Index vendored dependency folders (node_modules, vendor, third_party, ...).
     #[arg(long)]
@@ -43,22 +59,22 @@ pub struct IndexArgs {
     #[arg(long = "ext", value_name = "EXT=LANGUAGE")]
     pub extensions: Vec<String>,
     /// Chunk budget in tokens.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = count(8, MAX_CHUNK_TOKENS))]
     pub chunk_tokens: usize,
     /// Cut files into line windows only (no syntax-aware chunking).
     #[arg(long)]
     pub no_syntax: bool,
     /// Threads reading and chunking files (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = count(0, MAX_THREADS))]
     pub threads: usize,
     /// Files per commit: a killed job loses at most the groups not yet committed.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = count(1, MAX_COMMIT_FILES))]
     pub commit_files: usize,
     /// Width of the stored full vector (new tables; at most the model's width).
-    #[arg(long, default_value_t = 768)]
+    #[arg(long, default_value_t = 768, value_parser = count(1, MAX_DIMS))]
     pub full_dims: usize,
     /// Width of the stored Matryoshka prefix (new tables).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = count(1, MAX_DIMS))]
     pub prefix_dims: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -83,7 +99,7 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
     )?;
     let encoder: Arc<dyn Encoder> = Arc::new(encoder);
     let db_path = db_for_root(args, &root);
-    let db = Database::open(&db_path).await?;
+    let db = Database::open_with(&db_path, args.consistency).await?;
     let model_dim = encoder.identity().dim;
     let dims = TableDims {
         full: a.full_dims.min(model_dim),
@@ -109,7 +125,7 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
         chunk_tokens: a.chunk_tokens,
         syntax: !a.no_syntax,
         threads: a.threads,
-        commit_files: a.commit_files.max(1),
+        commit_files: a.commit_files,
         exclude: db_path.canonicalize().ok(),
         ..IngestOptions::default()
     };
@@ -126,10 +142,10 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
         None
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
-        println!("{summary}");
-        println!(
+        outln!("{summary}")?;
+        outln!(
             "table `{}` in {}: ANN index {}",
             table.name(),
             db_path.display(),
@@ -138,9 +154,9 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
             } else {
                 "not needed yet (flat search)"
             }
-        );
+        )?;
         if let Some(hot) = hot {
-            println!("{}", super::status::describe_hot(&hot));
+            outln!("{}", super::status::describe_hot(&hot))?;
         }
     }
     Ok(())

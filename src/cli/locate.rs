@@ -38,7 +38,7 @@ pub fn existing_db(args: &Args) -> Result<PathBuf> {
 
 /// Opens the query's table.
 pub async fn open_table(args: &Args) -> Result<ChunkTable> {
-    let db = Database::open(existing_db(args)?).await?;
+    let db = Database::open_with(existing_db(args)?, args.consistency).await?;
     Ok(db.open_table(&args.table).await?)
 }
 

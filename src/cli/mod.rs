@@ -1,5 +1,14 @@
 //! Command-line arguments and the dispatch to one module per command.
 
+/// `println!` that returns the write's error instead of panicking, so that output into a
+/// closed pipe (`lancet status | head -1`) ends the command quietly (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod embed;
 mod index;
 mod locate;
@@ -11,7 +20,21 @@ mod status;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
 use std::path::PathBuf;
+
+/// Whether `err` is a write into a closed pipe: the reader has all it wanted.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    err.chain().any(|cause| {
+        // serde_json's writer errors hide the io::Error from the chain.
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+    })
+}
 
 /// Lancet: index source code into Lance tables and search it by meaning.
 #[derive(Debug, Parser)]
@@ -30,6 +53,10 @@ pub struct Args {
     /// Table name.
     #[arg(long, global = true, default_value = lancet::engine::DEFAULT_TABLE)]
     pub table: String,
+    /// How soon reads see other processes' commits: `strong` (every read checks) or
+    /// `eventual:SECONDS` (a check when that long has passed since the last).
+    #[arg(long, global = true, default_value_t = lancet::engine::Consistency::default())]
+    pub consistency: lancet::engine::Consistency,
     #[command(subcommand)]
     pub command: Command,
 }

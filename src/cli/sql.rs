@@ -32,7 +32,7 @@ pub struct SqlArgs {
 }
 
 pub async fn run(args: &Args, a: &SqlArgs) -> Result<()> {
-    let db = Database::open(existing_db(args)?).await?;
+    let db = Database::open_with(existing_db(args)?, args.consistency).await?;
     let encoder: Option<Arc<dyn Encoder>> = if a.no_model {
         None
     } else {

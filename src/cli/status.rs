@@ -18,41 +18,48 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
     let table = open_table(args).await?;
     let stats = table.stats().await?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        outln!("{}", serde_json::to_string_pretty(&stats)?)?;
         return Ok(());
     }
-    println!("table:    {}", stats.name);
-    println!(
+    outln!("table:    {}", stats.name)?;
+    outln!(
         "rows:     {} chunks in {} files ({} repositories)",
-        stats.rows, stats.files, stats.repos
-    );
-    println!("model:    {}", stats.model);
-    println!(
+        stats.rows,
+        stats.files,
+        stats.repos
+    )?;
+    outln!("model:    {}", stats.model)?;
+    outln!(
         "vectors:  {}-d fp16 + {}-d prefix",
-        stats.dim_full, stats.dim_prefix
-    );
-    println!(
+        stats.dim_full,
+        stats.dim_prefix
+    )?;
+    outln!(
         "version:  {} (schema {})",
-        stats.version, stats.schema_version
-    );
-    println!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6);
+        stats.version,
+        stats.schema_version
+    )?;
+    outln!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6)?;
     if stats.indexes.is_empty() {
-        println!("indexes:  none");
+        outln!("indexes:  none")?;
     }
     for index in &stats.indexes {
-        println!(
+        outln!(
             "index:    {} on {} ({} rows indexed, {} not yet)",
-            index.index_type, index.column, index.indexed_rows, index.unindexed_rows
-        );
+            index.index_type,
+            index.column,
+            index.indexed_rows,
+            index.unindexed_rows
+        )?;
     }
-    println!(
+    outln!(
         "hot:      {}",
         if table.has_hot_snapshot() {
             "saved (graph over the prefix vectors; `lancet optimize` refreshes it)"
         } else {
             "none (`lancet optimize` builds one from 10,000 rows)"
         }
-    );
+    )?;
     Ok(())
 }
 
@@ -60,7 +67,7 @@ pub async fn optimize(args: &Args) -> Result<()> {
     let table = open_table(args).await?;
     let options = IndexOptions::default();
     let report = table.optimize(&options).await?;
-    println!(
+    outln!(
         "optimized `{}` (version {}); indexes created: {}",
         table.name(),
         table.version().await?,
@@ -69,12 +76,12 @@ pub async fn optimize(args: &Args) -> Result<()> {
         } else {
             report.created.join(", ")
         }
-    );
+    )?;
     // The hot index (a graph over the prefix vectors, saved beside the table) is built
     // once the table is large enough for an ANN index, and kept up to date after.
     if table.count(None).await? >= options.min_rows_for_ann || table.has_hot_snapshot() {
         let hot = table.open_hot_index(&HotIndexOptions::default()).await?;
-        println!("{}", describe_hot(&hot));
+        outln!("{}", describe_hot(&hot))?;
     }
     Ok(())
 }

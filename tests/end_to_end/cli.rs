@@ -1,6 +1,6 @@
 //! The `lancet` binary, end to end, with a tiny model.
 
-use crate::support::cli::{lancet, stderr, stdout};
+use crate::support::cli::{lancet, lancet_command, stderr, stdout};
 use crate::support::tiny_model::write_tiny_model;
 use crate::support::write;
 use std::process::Output;
@@ -250,6 +250,44 @@ fn embed_prints_normalised_vectors_of_the_asked_width() {
 /// Queries and parameters a person or a script might send, and environments that are
 /// broken: each answers or fails with a message and a non-zero code, and writes nothing.
 #[test]
+fn output_into_a_closed_pipe_ends_quietly_with_success() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(&repo, "src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n");
+    let m = model.to_str().unwrap();
+    let r = repo.to_str().unwrap();
+    assert!(lancet(&["--model", m, "index", r], work.path())
+        .status
+        .success());
+    // Like `lancet ... | head -c1` once `head` has exited: every write fails with EPIPE
+    // (Rust ignores SIGPIPE), deterministically, since the reader is gone before the start.
+    for args in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["--model", m, "embed", "a", "b", "c"],
+        vec!["--model", m, "search", "answer"],
+        vec!["--model", m, "search", "answer", "--json"],
+        vec!["--model", m, "index", r],
+        vec!["--model", m, "index", r, "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = lancet_command(&args, &repo)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && stderr(&out).trim().is_empty(),
+            "{args:?}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("model");
@@ -302,9 +340,16 @@ fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
     assert_eq!(hits(&search("日本語のコード 🎉 código ünïcödé", &[])), 6);
     // (A NUL cannot be in an argument; the encoder test sends one.)
     assert_eq!(hits(&search("\u{1}\u{1b}[31mred\u{7f}\r\n", &[])), 6);
-    // k = 0 answers nothing; a huge k answers every row once.
+    // k = 0 answers nothing; k above the table answers every row once; a k no search
+    // may hold is refused with the bound.
     assert_eq!(hits(&search("f", &["-k", "0"])), 0);
-    assert_eq!(hits(&search("f", &["-k", "4000000000"])), 6);
+    assert_eq!(hits(&search("f", &["-k", "5000"])), 6);
+    let out = search("f", &["-k", "4000000000"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("k = 4000000000"),
+        "{}",
+        stderr(&out)
+    );
     // Filter values are data, never SQL.
     for injection in ["x' OR '1'='1", "%", "src/f1.rs'; DROP TABLE chunks; --"] {
         assert_eq!(hits(&search("f", &["--path", injection])), 0, "{injection}");
@@ -368,5 +413,36 @@ fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
         "a table built with another model is refused"
     );
     assert!(stderr(&out).contains("model"), "{}", stderr(&out));
+
+    // Sizes out of range are refused before anything runs (u64::MAX used to wrap to a
+    // zero file-size limit that reported every file empty and removed all their rows).
+    let huge = u64::MAX.to_string();
+    for flag in [
+        "--max-file-size",
+        "--max-line-length",
+        "--chunk-tokens",
+        "--commit-files",
+        "--threads",
+        "--full-dims",
+        "--prefix-dims",
+    ] {
+        for value in [huge.as_str(), "-1"] {
+            let option = format!("{flag}={value}");
+            let out = lancet(&["--model", m, "index", r, &option], work.path());
+            assert!(
+                !out.status.success() && stderr(&out).contains(flag),
+                "{flag} {value}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    for flag in ["--max-file-size", "--chunk-tokens", "--commit-files"] {
+        let out = lancet(&["--model", m, "index", r, flag, "0"], work.path());
+        assert!(
+            !out.status.success() && stderr(&out).contains(flag),
+            "{flag} 0: {}",
+            stderr(&out)
+        );
+    }
     assert_eq!(version(), before, "nothing was written");
 }

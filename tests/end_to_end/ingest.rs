@@ -643,3 +643,27 @@ fn an_update_killed_at_many_points_leaves_every_file_old_or_new() {
         );
     }
 }
+
+#[test]
+fn a_writer_with_an_old_handle_reads_the_latest_commit_and_adds_no_duplicates() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        write(&repo, "src/a.rs", "pub fn alpha() -> u32 {\n    1\n}\n");
+        let encoder = Arc::new(HashEncoder::new(32));
+        let db = dir.path().join("db");
+        // A long-lived handle (a service's), opened before another writer's commit.
+        let old = table_for(&db, &encoder).await;
+        let other = open_chunks(&db).await;
+        index(&other, &encoder, &repo).await;
+        write(&repo, "src/b.rs", "pub fn beta() -> u32 {\n    2\n}\n");
+        // The old handle's job must see a.rs as already indexed, not append it again.
+        let summary = index(&old, &encoder, &repo).await;
+        assert_eq!(summary.files_unchanged, 1, "{summary}");
+        assert_eq!(summary.files_indexed, 1, "{summary}");
+        let stored = rows(&open_chunks(&db).await).await;
+        let ids: BTreeSet<&str> = stored.iter().map(|r| r.chunk_id.as_str()).collect();
+        assert_eq!(ids.len(), stored.len(), "duplicate chunk ids");
+        assert_eq!(stored.len(), 2);
+    });
+}

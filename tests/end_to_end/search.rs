@@ -117,7 +117,7 @@ fn a_chunk_is_found_first_by_its_own_vector() {
             assert!(hits[0].score > 0.999, "{}", hits[0].score);
             assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
         }
-        // k = 0 is an empty answer, a huge k returns every row once.
+        // k = 0 is an empty answer, a k above the table returns every row once.
         let v = encoder.vector(texts[0]);
         assert!(table
             .search(&SearchRequest::new(v.clone(), 0))
@@ -126,12 +126,27 @@ fn a_chunk_is_found_first_by_its_own_vector() {
             .is_empty());
         assert_eq!(
             table
-                .search(&SearchRequest::new(v.clone(), 1_000_000))
+                .search(&SearchRequest::new(v.clone(), 50_000))
                 .await
                 .unwrap()
                 .len(),
             5
         );
+        // Past the bounds a search may allocate: refused, naming the bound.
+        for request in [
+            SearchRequest::new(v.clone(), 1_000_000),
+            SearchRequest::new(v.clone(), 100_000).mode(SearchMode::TwoStage { refine: 100_000 }),
+            SearchRequest::new(v.clone(), 10).ef(usize::MAX),
+        ] {
+            let err = table.search(&request).await.unwrap_err().to_string();
+            assert!(err.contains("at most"), "{err}");
+            let err = table
+                .search_row_ids(&request)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("at most"), "{err}");
+        }
         // A query narrower than the table is an error, not a panic.
         assert!(table
             .search(&SearchRequest::new(vec![1.0; 8], 3))

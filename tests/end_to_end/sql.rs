@@ -283,3 +283,39 @@ fn bad_queries_give_clear_errors() {
         }
     });
 }
+
+#[test]
+fn a_session_with_another_model_may_not_rank_the_table_with_its_vectors() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _table) = database(dir.path(), &HashEncoder::new(32)).await;
+        // Same width, another model: its vectors must not rank this table's.
+        let foreign: Arc<dyn Encoder> = Arc::new(HashEncoder::new(32).with_id("other/model"));
+        let s = Session::new(&db, Some(foreign)).await.unwrap();
+        let literal = format!("[{}]", vec!["0.1"; 32].join(", "));
+        for query in [
+            "SELECT path FROM vector_search('chunks', embed('parse config'), 3)".to_string(),
+            "SELECT path FROM vector_search('chunks', 'parse config', 3)".to_string(),
+            format!("SELECT path FROM vector_search('chunks', {literal}, 3)"),
+            "SELECT path, cosine_distance(embedding, embed('parse config')) AS d \
+             FROM chunks ORDER BY d LIMIT 3"
+                .to_string(),
+            "SELECT _score FROM hybrid_search('chunks', 'parse config', 3)".to_string(),
+        ] {
+            let err = s.sql(&query).await.unwrap_err().to_string();
+            assert!(err.contains("other/model"), "{query}: {err}");
+        }
+        // What needs no vector of its model still answers.
+        let got = s.sql("SELECT count(*) AS n FROM chunks").await.unwrap();
+        assert_eq!(got[0].num_rows(), 1);
+        let got = s
+            .sql("SELECT path FROM fts('chunks', 'parse_config_value', 3)")
+            .await
+            .unwrap();
+        let paths = strings(&got, "path");
+        assert_eq!(
+            paths.first().map(String::as_str),
+            Some("src/python/file7.x")
+        );
+    });
+}

@@ -4,7 +4,7 @@ use crate::support::{rows::chunk, rows::row, runtime, HashEncoder};
 use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancet::engine::{Database, Error, TableDims, TableMetadata};
+use lancet::engine::{Consistency, Database, Error, SearchRequest, TableDims, TableMetadata};
 use lancet::schemas::{columns as col, fp16_vectors};
 use lancet::udf::{matryoshka, Encoder};
 
@@ -213,4 +213,79 @@ async fn texts(table: &lancet::engine::ChunkTable, filter: &str) -> Vec<String> 
         .collect();
     out.sort();
     out
+}
+
+#[test]
+fn a_long_lived_handle_sees_other_commits_within_its_consistency_bound() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let encoder = HashEncoder::new(64);
+        let writer_db = Database::open(dir.path()).await.unwrap();
+        let writer = writer_db
+            .create_table("chunks", metadata(&encoder))
+            .await
+            .unwrap();
+        let append = |i: u32| {
+            let text = format!("fn f{i}() {{}}");
+            let vector = encoder.vector(&text);
+            row(chunk("r", &format!("f{i}.rs"), "rust", i, &text), vector)
+        };
+        writer.append(&[append(0)]).await.unwrap();
+
+        let interval = std::time::Duration::from_millis(300);
+        let path = dir.path().to_path_buf();
+        let open = |consistency| {
+            let path = path.clone();
+            async move {
+                Database::open_with(path, consistency)
+                    .await
+                    .unwrap()
+                    .open_table("chunks")
+                    .await
+                    .unwrap()
+            }
+        };
+        let strong = open(Consistency::Strong).await;
+        let eventual = open(Consistency::Eventual(interval)).await;
+        eventual
+            .open_hot_index(&lancet::engine::HotIndexOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(strong.count(None).await.unwrap(), 1);
+        assert_eq!(eventual.count(None).await.unwrap(), 1);
+
+        writer.append(&[append(1)]).await.unwrap();
+        // Strong: the next read sees it.
+        assert_eq!(strong.count(None).await.unwrap(), 2);
+        // Eventual: seen once the interval has passed, by reads and by the hot index.
+        tokio::time::sleep(interval * 2).await;
+        assert_eq!(eventual.count(None).await.unwrap(), 2);
+        let query = SearchRequest::new(encoder.vector("fn f1() {}"), 1);
+        let hits = eventual.search(&query).await.unwrap();
+        assert_eq!(hits[0].path, "f1.rs");
+
+        // The option as the CLI takes it.
+        assert_eq!(
+            "strong".parse::<Consistency>().unwrap(),
+            Consistency::Strong
+        );
+        assert_eq!(
+            "eventual:2.5".parse::<Consistency>().unwrap(),
+            Consistency::Eventual(std::time::Duration::from_millis(2_500))
+        );
+        assert_eq!(
+            "eventual".parse::<Consistency>().unwrap(),
+            Consistency::default()
+        );
+        for bad in [
+            "",
+            "weak",
+            "eventual:",
+            "eventual:-1",
+            "eventual:1e9",
+            "eventual:NaN",
+        ] {
+            assert!(bad.parse::<Consistency>().is_err(), "{bad}");
+        }
+    });
 }

@@ -1,8 +1,9 @@
 //! What the table already holds: file hashes (to skip unchanged files) and vectors by
 //! content hash (to never embed the same text twice).
 
-use crate::batch::strings;
-use crate::{ChunkTable, Result};
+use crate::error::Result;
+use crate::store::columns::strings;
+use crate::store::ChunkTable;
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use half::f16;
@@ -14,12 +15,12 @@ impl ChunkTable {
     /// Path -> file hash of every file of `repo` in the table.
     pub async fn file_hashes(&self, repo: &str) -> Result<HashMap<String, String>> {
         let batches: Vec<RecordBatch> = self
-            .table
+            .lance()
             .query()
             .only_if(format!(
                 "{} = {}",
                 col::REPO,
-                crate::filter::sql_string(repo)
+                crate::store::predicate::sql_string(repo)
             ))
             .select(Select::columns(&[col::PATH, col::FILE_HASH]))
             .execute()
@@ -48,17 +49,17 @@ impl ChunkTable {
         for part in unique.chunks(2_048) {
             let list = part
                 .iter()
-                .map(|h| crate::filter::sql_string(h))
+                .map(|h| crate::store::predicate::sql_string(h))
                 .collect::<Vec<_>>()
                 .join(", ");
             let batches: Vec<RecordBatch> = self
-                .table
+                .lance()
                 .query()
                 .only_if(format!("{} IN ({list})", col::CONTENT_HASH))
                 .select(Select::columns(&[
                     col::CONTENT_HASH,
                     col::EMBEDDING,
-                    self.prefix_column.as_str(),
+                    self.prefix_column(),
                 ]))
                 .execute()
                 .await?

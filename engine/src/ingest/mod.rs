@@ -5,21 +5,22 @@
 //! a job killed at any point leaves every file either at its old or its new state, and
 //! files already written are skipped by their hash when the job runs again.
 
-mod chunks;
 mod known;
 mod language;
+mod pending;
 mod pipeline;
 mod scan;
 mod summary;
 mod walk;
 
-pub use chunks::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
 pub use language::LanguageMap;
+pub use pending::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
 pub use scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 pub use summary::{IngestSummary, SkipReason};
 pub use walk::{read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
 
-use crate::{ChunkTable, Result};
+use crate::error::Result;
+use crate::store::ChunkTable;
 use lancet_udf::Encoder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,11 +1,12 @@
 //! The indexing job as a pipeline of stages joined by bounded queues:
 //! scan (readers) -> grouping and reuse lookup -> encoder thread -> writer.
 
-use super::chunks::{EncoderTokens, PendingChunk};
+use super::pending::{EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 use super::summary::{IngestSummary, SkipReason};
 use super::{IngestOptions, Progress, HEADER_TOKENS};
-use crate::{ChunkEmbedding, ChunkTable, EmbeddedChunk, Error, Result};
+use crate::error::{Error, Result};
+use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk};
 use lancet_chunk::{ChunkOptions, Chunker};
 use lancet_udf::{Encoder, Task};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -54,7 +55,7 @@ pub(super) async fn run(
 ) -> Result<IngestSummary> {
     table.check_encoder(encoder.identity())?;
     table.check_writable()?;
-    let _writer = table.lock_for_writing()?;
+    let _writer = table.lock_for_writing().await?;
     if !root.is_dir() {
         return Err(Error::Io {
             path: root.display().to_string(),

@@ -1,7 +1,7 @@
 //! The first stage of ingestion: walk the tree, then read, hash and chunk files on a
 //! pool of threads, sending each file's outcome through a bounded queue.
 
-use super::chunks::{chunk_rows, PendingChunk};
+use super::pending::{chunk_rows, PendingChunk};
 use super::summary::SkipReason;
 use super::walk::{read_source, walk, Candidate, WalkItem, WalkOptions};
 use lancet_chunk::{Chunker, Chunking};

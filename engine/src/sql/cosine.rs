@@ -2,7 +2,7 @@
 //! to `List<Float64>` as the built-in does: 1 - cos, in f32.
 
 use super::vectors::{is_vector_type, row};
-use crate::rerank::cosine;
+use crate::search::rerank::cosine;
 use arrow_array::{ArrayRef, Float32Array};
 use arrow_schema::DataType;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};

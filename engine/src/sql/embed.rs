@@ -21,6 +21,8 @@ const BATCH: usize = 64;
 pub struct EmbedFunction {
     encoder: Arc<dyn Encoder>,
     dims: usize,
+    /// Why this session may not embed (its model built none of its tables).
+    refusal: Option<String>,
     signature: Signature,
 }
 
@@ -30,9 +32,17 @@ impl EmbedFunction {
         EmbedFunction {
             encoder,
             dims,
+            refusal: None,
             // Immutable: a constant argument is embedded once, at planning.
             signature: Signature::variadic_any(Volatility::Immutable),
         }
+    }
+
+    /// `embed` that fails every call with `reason`: vectors of this model would be
+    /// compared with a table's vectors of another.
+    pub fn refusing(mut self, reason: String) -> Self {
+        self.refusal = Some(reason);
+        self
     }
 
     fn width(&self, dims: Option<&ColumnarValue>) -> Result<usize> {
@@ -106,6 +116,9 @@ impl ScalarUDFImpl for EmbedFunction {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if let Some(reason) = &self.refusal {
+            return plan_err!("embed: {reason}");
+        }
         if args.is_empty() || args.len() > 3 {
             return plan_err!(
                 "embed(text [, task [, dims]]) takes 1 to 3 arguments, got {}",

@@ -19,7 +19,8 @@ pub use embed::EmbedFunction;
 pub use pushdown::to_lance_sql;
 pub use search_functions::{hit_schema, SearchFunction, SearchKind};
 
-use crate::{ChunkTable, Database, Error, Result};
+use crate::error::{Error, Result};
+use crate::store::{ChunkTable, Database};
 use arrow_array::RecordBatch;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::SessionContext;
@@ -55,9 +56,21 @@ impl Session {
                 tables.values().map(|t| t.metadata().dims.full).collect();
             let dims = match widths.iter().next() {
                 Some(&w) if widths.len() == 1 => w,
-                _ => encoder.dim().min(crate::TableDims::default().full),
+                _ => encoder.dim().min(lancet_schemas::TableDims::default().full),
             };
-            context.register_udf(ScalarUDF::from(EmbedFunction::new(encoder.clone(), dims)));
+            let mut embed = EmbedFunction::new(encoder.clone(), dims);
+            // One model per table: an encoder that built none of the tables must not
+            // produce vectors to rank theirs (the CLI refuses the same way).
+            let checks: Vec<Result<()>> = tables
+                .values()
+                .map(|t| t.check_encoder(encoder.identity()))
+                .collect();
+            if checks.iter().all(Result::is_err) {
+                if let Some(Err(e)) = checks.into_iter().next() {
+                    embed = embed.refusing(e.to_string());
+                }
+            }
+            context.register_udf(ScalarUDF::from(embed));
         }
         for kind in [SearchKind::Vector, SearchKind::Text, SearchKind::Hybrid] {
             let function = SearchFunction::new(kind, tables.clone(), encoder.clone());
@@ -76,8 +89,8 @@ impl Session {
     /// [`ChunkTable::open_hot_index`]), so that `vector_search` runs on it.
     pub async fn open_hot_indexes(
         &self,
-        options: &crate::HotIndexOptions,
-    ) -> Result<Vec<crate::HotIndexReport>> {
+        options: &crate::search::HotIndexOptions,
+    ) -> Result<Vec<crate::search::HotIndexReport>> {
         let mut reports = Vec::new();
         for table in self.tables.values() {
             if table.has_hot_snapshot() {

@@ -1,7 +1,7 @@
 //! WHERE clauses on `vector_search(...)` that can run inside the vector search: turned
 //! into Lance SQL predicates (the ANN prefilter), every value re-quoted by us.
 
-use crate::filter::sql_string;
+use crate::store::predicate::sql_string;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 

@@ -6,7 +6,8 @@
 
 use super::pushdown::to_lance_sql;
 use super::vectors;
-use crate::{ChunkTable, Filter, SearchHit, SearchMode, SearchRequest};
+use crate::search::{Filter, SearchHit, SearchMode, SearchRequest};
+use crate::store::ChunkTable;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
@@ -161,6 +162,15 @@ impl TableFunctionImpl for SearchFunction {
             return plan_err!("{name}: expected {usage}, got {} arguments", exprs.len());
         }
         let table = self.table(&exprs[0])?;
+        // One model per table: a session with a model ranks only tables of that model
+        // (its `embed()` or text made the query vector); without one, a vector literal
+        // is the caller's word.
+        if let (Some(encoder), SearchKind::Vector | SearchKind::Hybrid) = (&self.encoder, self.kind)
+        {
+            table
+                .check_encoder(encoder.identity())
+                .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
+        }
         let k = count_literal(&exprs[2], name, "k")?;
         let search = match self.kind {
             SearchKind::Vector => {
@@ -273,7 +283,7 @@ fn hits_batch(schema: SchemaRef, hits: &[SearchHit], distances: bool) -> Result<
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-fn engine_error(e: crate::Error) -> DataFusionError {
+fn engine_error(e: crate::error::Error) -> DataFusionError {
     DataFusionError::Execution(e.to_string())
 }
 

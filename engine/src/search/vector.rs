@@ -1,6 +1,11 @@
-use crate::batch::{column, column_ref};
-use crate::rerank::{cosine, top_k};
-use crate::{ChunkTable, Error, Filter, Result};
+//! The two-stage vector search: a coarse shortlist over the Matryoshka prefix column,
+//! filtered before the vector search, re-ranked exactly at full width.
+
+use crate::error::{Error, Result};
+use crate::search::rerank::{cosine, top_k};
+use crate::search::Filter;
+use crate::store::columns::{column, column_ref};
+use crate::store::ChunkTable;
 use arrow_array::{Array, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select, VectorQuery};
@@ -13,12 +18,22 @@ use lancet_udf::matryoshka::truncate_normalize;
 /// matching rows, while a flat scan of the matching prefix vectors misses nothing.
 const FLAT_FILTERED_ROWS: usize = 50_000;
 
+/// The column of the vector distance in Lance's results.
+const DISTANCE: &str = "_distance";
+
 /// Partitions Lance probes by default; a selective filter probes proportionally more.
 const DEFAULT_NPROBES: usize = 20;
 
 /// Breadth of the hot index's graph walk unless the request sets one (never below the
 /// shortlist).
 pub const DEFAULT_EF: usize = 64;
+
+/// Most results one search may ask for.
+pub const MAX_K: usize = 100_000;
+
+/// Most candidates one search may re-rank at full width (`k × refine`) and most breadth
+/// of its graph walk: what a search allocates stays bounded, whatever it is asked.
+pub const MAX_SHORTLIST: usize = 1_000_000;
 
 /// How the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +108,33 @@ impl SearchRequest {
         self.ef = Some(ef);
         self
     }
+
+    /// Fails when the request asks for more than a search may hold in memory: `k` above
+    /// [`MAX_K`], or a shortlist (`k × refine`) or walk breadth above [`MAX_SHORTLIST`].
+    pub fn check_bounds(&self) -> Result<()> {
+        if self.k > MAX_K {
+            return Err(Error::InvalidArgument(format!(
+                "k = {} is more results than one search returns (at most {MAX_K})",
+                self.k
+            )));
+        }
+        if let SearchMode::TwoStage { refine } = self.mode {
+            let shortlist = self.k.saturating_mul(refine.max(1));
+            if shortlist > MAX_SHORTLIST {
+                return Err(Error::InvalidArgument(format!(
+                    "k × refine = {} × {refine} is a longer shortlist than one search \
+                     re-ranks (at most {MAX_SHORTLIST})",
+                    self.k
+                )));
+            }
+        }
+        if let Some(ef) = self.ef.filter(|&ef| ef > MAX_SHORTLIST) {
+            return Err(Error::InvalidArgument(format!(
+                "ef = {ef} is a broader graph walk than one search takes (at most {MAX_SHORTLIST})"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One result row.
@@ -130,6 +172,7 @@ impl ChunkTable {
     /// A two-stage search runs on the hot index when this handle has one (see
     /// [`ChunkTable::open_hot_index`]) and as Lance queries otherwise.
     pub async fn search(&self, request: &SearchRequest) -> Result<Vec<SearchHit>> {
+        request.check_bounds()?;
         if request.k == 0 {
             return Ok(Vec::new());
         }
@@ -143,7 +186,7 @@ impl ChunkTable {
             SearchMode::Exact => {
                 let mut hits = Vec::new();
                 for batch in &batches {
-                    let distances = column::<Float32Array>(batch, "_distance")?;
+                    let distances = column::<Float32Array>(batch, DISTANCE)?;
                     for row in 0..batch.num_rows() {
                         hits.push(hit_from_row(batch, row, 1.0 - distances.value(row))?);
                     }
@@ -174,6 +217,7 @@ impl ChunkTable {
     /// The two-stage search of `request` on the hot index, as `(row id, score)` best
     /// first: `None` when this handle has no hot index or the request is exact.
     pub async fn search_row_ids(&self, request: &SearchRequest) -> Result<Option<Vec<(u64, f32)>>> {
+        request.check_bounds()?;
         if request.k == 0 {
             return Ok(Some(Vec::new()));
         }
@@ -221,6 +265,7 @@ impl ChunkTable {
     /// The physical plan Lance would run for the coarse (or exact) stage of `request`:
     /// shows whether the ANN index is used and where the filter sits.
     pub async fn explain_search(&self, request: &SearchRequest) -> Result<String> {
+        request.check_bounds()?;
         let full = self.full_query(&request.vector)?;
         Ok(self
             .vector_query(request, &full)
@@ -230,7 +275,7 @@ impl ChunkTable {
     }
 
     fn full_query(&self, vector: &[f32]) -> Result<Vec<f32>> {
-        let dims = self.metadata.dims;
+        let dims = self.metadata().dims;
         if vector.len() < dims.full {
             return Err(Error::InvalidArgument(format!(
                 "query vector has {} dimensions, the table needs at least {}",
@@ -252,9 +297,9 @@ impl ChunkTable {
         let (query_vector, column_name, limit) = match request.mode {
             SearchMode::Exact => (full.to_vec(), col::EMBEDDING.to_string(), request.k),
             SearchMode::TwoStage { refine } => {
-                let prefix = truncate_normalize(full, self.metadata.dims.prefix)?;
+                let prefix = truncate_normalize(full, self.metadata().dims.prefix)?;
                 let shortlist = request.k.saturating_mul(refine.max(1));
-                (prefix, self.prefix_column.clone(), shortlist)
+                (prefix, self.prefix_column().to_string(), shortlist)
             }
         };
         // A limit beyond the table only costs memory: cap it at the row count.
@@ -266,12 +311,15 @@ impl ChunkTable {
             (Some(f), SearchMode::TwoStage { .. }) => self.count(Some(f.clone())).await?,
             _ => rows,
         };
+        // `_distance` named explicitly: Lance adds it anyway, and warns on every query
+        // whose projection leaves it out.
         let mut columns: Vec<&str> = col::RESULT_COLUMNS.to_vec();
+        columns.push(DISTANCE);
         if matches!(request.mode, SearchMode::TwoStage { .. }) {
             columns.push(col::EMBEDDING);
         }
         let mut query = self
-            .table
+            .lance()
             .query()
             .nearest_to(query_vector)?
             .column(&column_name)

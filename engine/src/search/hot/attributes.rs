@@ -1,7 +1,7 @@
 //! The filter columns of every node (language, repository, path), dictionary-coded, so
 //! that a [`Filter`] becomes a set of nodes without asking Lance.
 
-use crate::Filter;
+use crate::search::Filter;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 

@@ -1,3 +1,6 @@
+//! Restrictions on the rows a search may return, applied before the vector search.
+
+use crate::store::predicate::sql_string;
 use lancet_schemas::columns as col;
 
 /// Restrictions applied before the vector search (Lance prefilter), so that a filtered
@@ -52,11 +55,6 @@ impl Filter {
         }
         (!clauses.is_empty()).then(|| clauses.join(" AND "))
     }
-}
-
-/// A SQL string literal: `'` doubled, so a value can never end the literal.
-pub(crate) fn sql_string(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 const LIKE_ESCAPE: char = '\\';

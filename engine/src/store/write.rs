@@ -1,6 +1,10 @@
-use crate::chunk::to_record_batch;
-use crate::filter::sql_string;
-use crate::{ChunkTable, EmbeddedChunk, Result};
+//! Writes to a chunk table, each one atomic Lance commit: append, upsert by chunk id,
+//! replace the rows of whole files, delete a file.
+
+use crate::error::Result;
+use crate::store::predicate::sql_string;
+use crate::store::rows::to_record_batch;
+use crate::store::{ChunkTable, EmbeddedChunk};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use lancet_schemas::columns as col;
 

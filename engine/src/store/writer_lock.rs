@@ -4,7 +4,8 @@
 //! files the table did not hold when the job started: no other Lancet job can have
 //! written them since.
 
-use crate::{ChunkTable, Error, Result};
+use crate::error::{Error, Result};
+use crate::store::ChunkTable;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 
@@ -16,9 +17,18 @@ pub struct WriterLock {
 
 impl ChunkTable {
     /// Takes the table's writer lock, or fails at once with [`Error::Busy`] naming the
-    /// process that holds it. Searches, SQL and `optimize` do not take it: Lance's
-    /// commits already keep them consistent beside a writer.
-    pub fn lock_for_writing(&self) -> Result<WriterLock> {
+    /// process that holds it, then moves this handle to the table's latest version: what
+    /// the holder reads next (file hashes, stored vectors) includes every commit made
+    /// before the lock, by any process, however old the handle. Searches, SQL and
+    /// `optimize` do not take it: Lance's commits already keep them consistent beside a
+    /// writer.
+    pub async fn lock_for_writing(&self) -> Result<WriterLock> {
+        let lock = self.take_writer_lock()?;
+        self.refresh().await?;
+        Ok(lock)
+    }
+
+    fn take_writer_lock(&self) -> Result<WriterLock> {
         let Some(db) = self.database_dir() else {
             return Ok(WriterLock { _file: None });
         };

@@ -1,4 +1,8 @@
-use crate::{ChunkTable, Result};
+//! Lance's own indexes on a chunk table: scalar (B-tree, bitmap), full-text and the
+//! ANN index on the prefix column, created when due and refreshed by `optimize`.
+
+use crate::error::Result;
+use crate::store::ChunkTable;
 use lancedb::index::scalar::{BTreeIndexBuilder, BitmapIndexBuilder, FtsIndexBuilder};
 use lancedb::index::vector::{IvfFlatIndexBuilder, IvfHnswSqIndexBuilder, IvfPqIndexBuilder};
 use lancedb::index::Index;

@@ -1,6 +1,6 @@
 //! Typed access to the columns of query results.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use arrow_array::{Array, RecordBatch, StringArray};
 
 /// The column `name` of `batch`.

@@ -1,13 +1,77 @@
-use crate::{ChunkTable, Error, Result};
+//! [`Database`]: a folder of Lance tables, opened, created and dropped by name.
+
+use crate::error::{Error, Result};
+use crate::store::ChunkTable;
 use lancedb::Connection;
 use lancet_schemas::{chunk_schema, TableMetadata};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Folder, inside an indexed root, where the database lives unless `--db` says otherwise.
 pub const DEFAULT_DB_DIR: &str = ".lancet";
 /// Name of the table used when none is given.
 pub const DEFAULT_TABLE: &str = "chunks";
+
+/// How soon a table handle sees commits made since it was opened, by other processes
+/// or other handles. Writes always commit on the latest version, and the writer lock
+/// moves its holder to the latest version before it reads what the table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every read first checks for a newer version (a metadata read each time).
+    Strong,
+    /// A read checks for a newer version when this long has passed since the last check.
+    Eventual(Duration),
+}
+
+impl Consistency {
+    /// The default bound: a long-lived handle (a service, a SQL shell) is at most this
+    /// far behind other writers.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+}
+
+impl Default for Consistency {
+    fn default() -> Self {
+        Consistency::Eventual(Self::DEFAULT_INTERVAL)
+    }
+}
+
+impl std::fmt::Display for Consistency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Consistency::Strong => f.write_str("strong"),
+            Consistency::Eventual(interval) => write!(f, "eventual:{}", interval.as_secs_f64()),
+        }
+    }
+}
+
+impl std::str::FromStr for Consistency {
+    type Err = Error;
+
+    /// `strong`, `eventual` (the default interval) or `eventual:SECONDS`.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || {
+            Error::InvalidArgument(format!(
+                "consistency `{text}`: expected `strong`, `eventual` or `eventual:SECONDS` \
+                 (0 to 86400)"
+            ))
+        };
+        match text.trim() {
+            "strong" => Ok(Consistency::Strong),
+            "eventual" => Ok(Consistency::default()),
+            other => {
+                let seconds: f64 = other
+                    .strip_prefix("eventual:")
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(invalid)?;
+                if !(0.0..=86_400.0).contains(&seconds) {
+                    return Err(invalid());
+                }
+                Ok(Consistency::Eventual(Duration::from_secs_f64(seconds)))
+            }
+        }
+    }
+}
 
 /// A folder of Lance tables.
 #[derive(Clone)]
@@ -25,10 +89,16 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens the database at `location`, creating the folder if needed.
+    /// Opens the database at `location`, creating the folder if needed, with the
+    /// default [`Consistency`] (other processes' commits seen within 5 seconds).
     ///
     /// Tables created through it get stable row ids, so that row ids survive compaction.
     pub async fn open(location: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(location, Consistency::default()).await
+    }
+
+    /// [`Database::open`] with the given bound on how stale a table handle may read.
+    pub async fn open_with(location: impl AsRef<Path>, consistency: Consistency) -> Result<Self> {
         let location = location.as_ref().to_path_buf();
         std::fs::create_dir_all(&location).map_err(|source| Error::Io {
             path: location.display().to_string(),
@@ -40,8 +110,13 @@ impl Database {
                 location.display()
             ))
         })?;
+        let interval = match consistency {
+            Consistency::Strong => Duration::ZERO,
+            Consistency::Eventual(interval) => interval,
+        };
         let connection = lancedb::connect(uri)
             .storage_option("new_table_enable_stable_row_ids", "true")
+            .read_consistency_interval(interval)
             .execute()
             .await?;
         Ok(Database {
@@ -83,7 +158,7 @@ impl Database {
             });
         }
         let table = self.connection.open_table(name).execute().await?;
-        ChunkTable::from_lance(table, Some(self.hot_dir(name))).await
+        ChunkTable::from_lance(table, Some(self.derived_dir(name))).await
     }
 
     /// Creates an empty chunk table recording `metadata`.
@@ -97,9 +172,9 @@ impl Database {
             .create_empty_table(name, schema)
             .execute()
             .await?;
-        // A hot index left by an earlier table of the same name describes other rows.
-        crate::hot::remove_snapshots(&self.hot_dir(name))?;
-        ChunkTable::from_lance(table, Some(self.hot_dir(name))).await
+        // Data derived from an earlier table of the same name describes other rows.
+        remove_dir_if_present(&self.derived_dir(name))?;
+        ChunkTable::from_lance(table, Some(self.derived_dir(name))).await
     }
 
     /// Opens `name` if it exists (checking it was built with `metadata`'s model and
@@ -132,14 +207,26 @@ impl Database {
         Ok(table)
     }
 
-    /// Deletes a table and its files, its hot index included.
+    /// Deletes a table and its files, the data derived from it (its hot index) included.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         self.connection.drop_table(name, &[]).await?;
-        crate::hot::remove_snapshots(&self.hot_dir(name))
+        remove_dir_if_present(&self.derived_dir(name))
     }
 
-    /// Folder of the hot index of table `name`, beside the table's own folder.
-    fn hot_dir(&self, name: &str) -> PathBuf {
+    /// Folder of the data derived from table `name`, beside the table's own folder (the
+    /// name predates the folder holding anything but the hot index).
+    fn derived_dir(&self, name: &str) -> PathBuf {
         self.location.join(format!("{name}.hot"))
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            path: dir.display().to_string(),
+            source,
+        }),
     }
 }

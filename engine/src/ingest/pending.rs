@@ -1,7 +1,7 @@
 //! From a source file to chunk rows: syntax chunks, the embedded header, stable ids.
 
 use super::walk::SourceFile;
-use crate::Chunk;
+use crate::store::Chunk;
 use lancet_chunk::{Chunking, EstimatedTokens, TokenCounter};
 use lancet_udf::Encoder;
 use std::collections::HashMap;

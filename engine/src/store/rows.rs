@@ -1,4 +1,7 @@
-use crate::{Error, Result};
+//! The rows a table holds: [`Chunk`] (text and location), [`EmbeddedChunk`] (with its
+//! vectors) and their Arrow record batches.
+
+use crate::error::{Error, Result};
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::SchemaRef;
 use half::f16;

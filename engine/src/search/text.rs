@@ -1,9 +1,11 @@
 //! Full-text (BM25) search over chunk text, and hybrid search: reciprocal rank fusion
 //! of the vector and the text rankings.
 
-use crate::batch::column;
-use crate::search::hit_from_row;
-use crate::{ChunkTable, Error, Filter, Result, SearchHit, SearchRequest};
+use crate::error::{Error, Result};
+use crate::search::vector::hit_from_row;
+use crate::search::{Filter, SearchHit, SearchRequest, MAX_K};
+use crate::store::columns::column;
+use crate::store::ChunkTable;
 use arrow_array::{Float32Array, RecordBatch};
 use futures::TryStreamExt;
 use lancedb::index::scalar::FullTextSearchQuery;
@@ -24,6 +26,7 @@ impl ChunkTable {
         k: usize,
         filter: &Filter,
     ) -> Result<Vec<SearchHit>> {
+        SearchRequest::new(Vec::new(), k).check_bounds()?;
         if k == 0 || query.trim().is_empty() {
             return Ok(Vec::new());
         }
@@ -31,7 +34,7 @@ impl ChunkTable {
             .with_column(col::TEXT.into())
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let mut lance_query = self
-            .table
+            .lance()
             .query()
             .full_text_search(fts)
             .limit(k)
@@ -60,9 +63,10 @@ impl ChunkTable {
         text: &str,
         request: &SearchRequest,
     ) -> Result<Vec<SearchHit>> {
+        request.check_bounds()?;
         let k = request.k;
         let mut deeper = request.clone();
-        deeper.k = k.saturating_mul(2);
+        deeper.k = k.saturating_mul(2).min(MAX_K);
         let vector = self.search(&deeper).await?;
         let keyword = self.text_search(text, deeper.k, &request.filter).await?;
         Ok(reciprocal_rank_fusion(&[vector, keyword], k))

@@ -2,7 +2,8 @@
 //! a read-only database stops before it starts, with a message that says so, instead of
 //! failing midway inside Lance's writer with an object-store error.
 
-use crate::{ChunkTable, Error, Result};
+use crate::error::{Error, Result};
+use crate::store::ChunkTable;
 use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

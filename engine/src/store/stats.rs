@@ -1,5 +1,8 @@
-use crate::batch::strings;
-use crate::{ChunkTable, Result};
+//! What a table holds: rows, files, languages, versions, indexes and size on disk.
+
+use crate::error::Result;
+use crate::store::columns::strings;
+use crate::store::ChunkTable;
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};

@@ -1,8 +1,11 @@
 //! The hot index of a [`ChunkTable`]: build, load, keep in step with the table, search.
+//! It is kept with the store's table handle as an attachment (see `ChunkTable::attachment`).
 
 use super::{snapshot, HnswParams, HotIndex, HotQuery};
-use crate::batch::{column, strings};
-use crate::{ChunkTable, Error, Filter, Result};
+use crate::error::{Error, Result};
+use crate::search::Filter;
+use crate::store::columns::{column, strings};
+use crate::store::ChunkTable;
 use arrow_array::{RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lance_core::ROW_ID;
@@ -10,6 +13,7 @@ use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancet_schemas::{columns as col, fp16_vectors};
 use roaring::RoaringBitmap;
 use std::time::Instant;
+use tokio::sync::RwLock;
 
 /// The Lance column of the version that last wrote each row (tables with stable row ids).
 const LAST_UPDATED: &str = "_row_last_updated_at_version";
@@ -57,16 +61,25 @@ pub struct HotIndexReport {
     pub seconds: f64,
 }
 
+/// The hot index of a table handle, once opened; shared by the handle's clones.
+type HotSlot = RwLock<Option<HotIndex>>;
+
 impl ChunkTable {
+    /// This handle's hot index slot, kept with the store's table handle as an attachment.
+    fn hot(&self) -> std::sync::Arc<HotSlot> {
+        self.attachment::<HotSlot>()
+    }
+
     fn hot_dir(&self) -> Result<&std::path::Path> {
-        self.hot_dir.as_deref().ok_or_else(|| {
+        self.derived_dir().ok_or_else(|| {
             Error::InvalidArgument("this table was not opened from a database folder".into())
         })
     }
 
     /// The table's metadata (model and widths) as canonical JSON.
     fn metadata_json(&self) -> String {
-        let sorted: std::collections::BTreeMap<_, _> = self.metadata.to_map().into_iter().collect();
+        let sorted: std::collections::BTreeMap<_, _> =
+            self.metadata().to_map().into_iter().collect();
         serde_json::to_string(&sorted).unwrap_or_default()
     }
 
@@ -77,7 +90,11 @@ impl ChunkTable {
         let started = Instant::now();
         let dir = self.hot_dir()?.to_path_buf();
         let loaded = match snapshot::load(&dir) {
-            Ok(Some((index, manifest))) if manifest.table_metadata == self.metadata_json() => {
+            Ok(Some((index, manifest)))
+                if manifest.table_metadata == self.metadata_json()
+                    && index.widths()
+                        == (self.metadata().dims.prefix, self.metadata().dims.full) =>
+            {
                 Some(index)
             }
             Ok(Some(_)) => {
@@ -119,7 +136,7 @@ impl ChunkTable {
         report.rows = index.live_rows();
         report.version = index.version;
         report.seconds = started.elapsed().as_secs_f64();
-        *self.hot.write().await = Some(index);
+        *self.hot().write().await = Some(index);
         Ok(report)
     }
 
@@ -139,28 +156,28 @@ impl ChunkTable {
         report.rows = index.live_rows();
         report.version = index.version;
         report.seconds = started.elapsed().as_secs_f64();
-        *self.hot.write().await = Some(index);
+        *self.hot().write().await = Some(index);
         Ok(report)
     }
 
     /// Whether a hot index snapshot is saved for this table (loaded or not).
     pub fn has_hot_snapshot(&self) -> bool {
-        self.hot_dir.as_ref().is_some_and(|d| snapshot::exists(d))
+        self.derived_dir().is_some_and(snapshot::exists)
     }
 
     /// Whether searches of this handle use a hot index.
     pub async fn has_hot_index(&self) -> bool {
-        self.hot.read().await.is_some()
+        self.hot().read().await.is_some()
     }
 
     /// Forgets the hot index in memory and removes its snapshot from disk.
     pub async fn drop_hot_index(&self) -> Result<()> {
-        *self.hot.write().await = None;
+        *self.hot().write().await = None;
         snapshot::remove(self.hot_dir()?)
     }
 
     fn new_hot_index(&self, options: &HotIndexOptions) -> HotIndex {
-        let dims = self.metadata.dims;
+        let dims = self.metadata().dims;
         HotIndex::new(dims.prefix, dims.full, options.params)
     }
 
@@ -200,13 +217,13 @@ impl ChunkTable {
         // ids survive an update, the version that last wrote a row does not).
         let columns = [
             col::EMBEDDING,
-            self.prefix_column.as_str(),
+            self.prefix_column(),
             col::LANGUAGE,
             col::REPO,
             col::PATH,
         ];
         let mut query = self
-            .table
+            .lance()
             .query()
             .select(Select::columns(&columns))
             .with_row_id();
@@ -245,8 +262,11 @@ impl ChunkTable {
     /// Adds the rows of `batch` to `index`; returns how many replaced a row it held.
     fn push_rows(&self, index: &mut HotIndex, batch: &RecordBatch) -> Result<u64> {
         let ids = column::<UInt64Array>(batch, ROW_ID)?;
-        let full = fp16_vectors(crate::batch::column_ref(batch, col::EMBEDDING)?)?;
-        let prefix = fp16_vectors(crate::batch::column_ref(batch, &self.prefix_column)?)?;
+        let full = fp16_vectors(crate::store::columns::column_ref(batch, col::EMBEDDING)?)?;
+        let prefix = fp16_vectors(crate::store::columns::column_ref(
+            batch,
+            self.prefix_column(),
+        )?)?;
         let (language, repo, path) = (
             strings(batch, col::LANGUAGE)?,
             strings(batch, col::REPO)?,
@@ -273,7 +293,7 @@ impl ChunkTable {
     /// Stable ids of the rows matching `predicate` (all rows when `None`).
     async fn row_ids(&self, predicate: Option<String>) -> Result<roaring::RoaringTreemap> {
         let mut query = self
-            .table
+            .lance()
             .query()
             .select(Select::columns(&[] as &[&str]))
             .with_row_id();
@@ -304,8 +324,9 @@ impl ChunkTable {
         filter: &Filter,
     ) -> Result<Option<Vec<(u64, f32)>>> {
         let version = self.version().await?;
+        let slot = self.hot();
         {
-            let guard = self.hot.read().await;
+            let guard = slot.read().await;
             let Some(index) = guard.as_ref() else {
                 return Ok(None);
             };
@@ -316,7 +337,7 @@ impl ChunkTable {
                     .map(Some);
             }
         }
-        let mut guard = self.hot.write().await;
+        let mut guard = slot.write().await;
         let Some(index) = guard.as_mut() else {
             return Ok(None);
         };

@@ -1,4 +1,7 @@
-use crate::{Error, Result};
+//! [`ChunkTable`]: one Lance table of code chunks, the model it records, and reads by
+//! stable row id.
+
+use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use futures::TryStreamExt;
@@ -6,23 +9,32 @@ use lance::dataset::ProjectionRequest;
 use lancedb::query::{ExecutableQuery, Select};
 use lancedb::Table;
 use lancet_schemas::{ModelIdentity, TableMetadata};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// One table of code chunks and their embeddings.
 ///
 /// Cloning is cheap and clones share the underlying Lance table handle.
 #[derive(Clone)]
 pub struct ChunkTable {
-    pub(crate) table: Table,
-    pub(crate) schema: SchemaRef,
-    pub(crate) metadata: TableMetadata,
-    pub(crate) prefix_column: String,
-    /// Folder of the hot index's snapshots (`None` for a table not opened from a folder).
-    pub(crate) hot_dir: Option<PathBuf>,
-    /// The hot index, once opened; shared by clones of this handle.
-    pub(crate) hot: Arc<tokio::sync::RwLock<Option<crate::hot::HotIndex>>>,
+    pub(super) table: Table,
+    pub(super) schema: SchemaRef,
+    pub(super) metadata: TableMetadata,
+    pub(super) prefix_column: String,
+    /// Folder beside the table for data derived from it (`None` for a table not opened
+    /// from a folder).
+    derived_dir: Option<PathBuf>,
+    /// State the layers above keep per handle, shared by clones (see [`Attachments`]).
+    attachments: Arc<Attachments>,
 }
+
+/// State that a layer above the store keeps with a table handle and its clones (the
+/// search layer's hot index), one value per type. The store holds it without knowing
+/// its types, so that it never depends on the layers that use it.
+#[derive(Default)]
+struct Attachments(Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
 impl std::fmt::Debug for ChunkTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,7 +46,7 @@ impl std::fmt::Debug for ChunkTable {
 }
 
 impl ChunkTable {
-    pub(crate) async fn from_lance(table: Table, hot_dir: Option<PathBuf>) -> Result<Self> {
+    pub(super) async fn from_lance(table: Table, derived_dir: Option<PathBuf>) -> Result<Self> {
         let schema = table.schema().await?;
         let metadata = TableMetadata::from_schema(&schema).map_err(|e| match e {
             lancet_schemas::Error::InvalidMetadata(msg) => Error::Schema(
@@ -48,8 +60,8 @@ impl ChunkTable {
             schema,
             metadata,
             prefix_column,
-            hot_dir,
-            hot: Arc::default(),
+            derived_dir,
+            attachments: Arc::default(),
         })
     }
 
@@ -101,9 +113,34 @@ impl ChunkTable {
     }
 
     /// The database folder the table was opened from (`None` for a table not opened
-    /// from a folder): where its hot index, writer lock and Lance folder live.
-    pub(crate) fn database_dir(&self) -> Option<&std::path::Path> {
-        self.hot_dir.as_deref().and_then(std::path::Path::parent)
+    /// from a folder): where its Lance folder, writer lock and derived data live.
+    pub(crate) fn database_dir(&self) -> Option<&Path> {
+        self.derived_dir.as_deref().and_then(Path::parent)
+    }
+
+    /// The folder beside the table (`<db>/<table>.hot`) where layers above keep data
+    /// derived from it, such as the hot index's snapshots; created by them, removed with
+    /// the table. `None` for a table not opened from a database folder.
+    pub(crate) fn derived_dir(&self) -> Option<&Path> {
+        self.derived_dir.as_deref()
+    }
+
+    /// The handle's attachment of type `T`, created empty on first use and shared by
+    /// every clone of this handle (not by other handles of the same table).
+    pub(crate) fn attachment<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        let mut slots = self
+            .attachments
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = slots
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()));
+        match Arc::clone(slot).downcast::<T>() {
+            Ok(value) => value,
+            // Unreachable: the slot of TypeId T only ever holds a T.
+            Err(_) => Arc::new(T::default()),
+        }
     }
 
     /// `columns` (and `_rowid`) of the rows with these stable row ids; ids no longer in

@@ -45,6 +45,9 @@ const NO_ENTRY: u64 = u64::MAX;
 const LOCK_STRIPES: usize = 4096;
 const MAX_LEVEL: u8 = 15;
 
+/// Most links per node and layer a saved graph may declare (the default is 24).
+const MAX_M: usize = 1_024;
+
 /// The graph. Node `i` is row `i` of the prefix matrix.
 pub(crate) struct Hnsw {
     params: HnswParams,
@@ -443,12 +446,25 @@ impl Hnsw {
     }
 
     /// Reads a graph written by [`Self::save`] with the same parameters.
-    pub(crate) fn load(params: HnswParams, input: &mut impl Read) -> std::io::Result<Self> {
+    /// Reads a graph of `rows` nodes saved by [`Hnsw::save`]. Every number read is checked
+    /// before it sizes an allocation or a slice: a damaged file is an error, never a panic
+    /// or an abort.
+    pub(crate) fn load(
+        params: HnswParams,
+        rows: usize,
+        input: &mut impl Read,
+    ) -> std::io::Result<Self> {
         let invalid =
             |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        if !(1..=MAX_M).contains(&params.m) {
+            return Err(invalid("graph parameter m out of range"));
+        }
         let mut word = [0u8; 8];
         input.read_exact(&mut word)?;
         let n = usize::try_from(u64::from_le_bytes(word)).map_err(|_| invalid("node count"))?;
+        if n != rows {
+            return Err(invalid("graph node count is not the snapshot's row count"));
+        }
         input.read_exact(&mut word)?;
         let entry = u64::from_le_bytes(word);
         let mut levels = vec![0u8; n];
@@ -461,12 +477,19 @@ impl Hnsw {
         let mut blocks = 0u32;
         for &level in &graph.levels {
             graph.upper_start.push(blocks);
-            blocks += u32::from(level);
+            blocks = blocks
+                .checked_add(u32::from(level))
+                .ok_or_else(|| invalid("too many graph layers"))?;
         }
-        let words = n * (graph.m0() + 1) + blocks as usize * (params.m + 1);
+        let expected_bytes = n
+            .checked_mul(graph.m0() + 1)
+            .zip((blocks as usize).checked_mul(params.m + 1))
+            .and_then(|(layer0, upper)| layer0.checked_add(upper))
+            .and_then(|words| words.checked_mul(4))
+            .ok_or_else(|| invalid("graph too large"))?;
         let mut bytes = Vec::new();
         input.read_to_end(&mut bytes)?;
-        if bytes.len() != words * 4 {
+        if bytes.len() != expected_bytes {
             return Err(invalid("graph file has the wrong size"));
         }
         let mut links = bytes
@@ -625,7 +648,7 @@ mod tests {
         let graph = Hnsw::build(&vectors, HnswParams::default(), 2);
         let mut bytes = Vec::new();
         graph.save(&mut bytes).unwrap();
-        let loaded = Hnsw::load(graph.params(), &mut bytes.as_slice()).unwrap();
+        let loaded = Hnsw::load(graph.params(), graph.len(), &mut bytes.as_slice()).unwrap();
         for q in &queries {
             assert_eq!(
                 graph.search(&vectors, q, 32, |_| true),
@@ -634,10 +657,10 @@ mod tests {
         }
         let mut truncated = bytes.clone();
         truncated.truncate(bytes.len() - 4);
-        assert!(Hnsw::load(graph.params(), &mut truncated.as_slice()).is_err());
+        assert!(Hnsw::load(graph.params(), graph.len(), &mut truncated.as_slice()).is_err());
         let mut scrambled = bytes;
         let at = 16 + 1_000; // the link count of node 0 on layer 0
         scrambled[at..at + 4].copy_from_slice(&1_000u32.to_le_bytes());
-        assert!(Hnsw::load(graph.params(), &mut scrambled.as_slice()).is_err());
+        assert!(Hnsw::load(graph.params(), graph.len(), &mut scrambled.as_slice()).is_err());
     }
 }

@@ -29,8 +29,13 @@ impl Matrix {
     /// Maps the file at `path`, which must hold exactly `rows` rows of little-endian fp16.
     pub(crate) fn map(path: &Path, dim: usize, rows: usize) -> std::io::Result<Self> {
         let file = File::open(path)?;
-        let expected = rows * dim * 2;
         let actual = file.metadata()?.len();
+        let expected = rows
+            .checked_mul(dim)
+            .and_then(|values| values.checked_mul(2))
+            .ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "matrix size overflows")
+            })?;
         if actual != expected as u64 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,

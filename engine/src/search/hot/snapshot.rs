@@ -7,7 +7,7 @@ use super::attributes::Attributes;
 use super::hnsw::{Hnsw, HnswParams};
 use super::matrix::Matrix;
 use super::HotIndex;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use roaring::RoaringBitmap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
@@ -30,6 +30,9 @@ pub(crate) struct Manifest {
     full_dim: usize,
     params: HnswParams,
 }
+
+/// Widest vectors a snapshot may declare.
+const MAX_DIM: usize = 65_536;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
@@ -159,9 +162,17 @@ pub(crate) fn load(root: &Path) -> Result<Option<(HotIndex, Manifest)>> {
         ));
     }
     let rows = manifest.rows;
+    // Widths size every matrix slice: check them before anything is read with them.
+    if manifest.prefix_dim == 0
+        || manifest.prefix_dim > manifest.full_dim
+        || manifest.full_dim > MAX_DIM
+    {
+        return Err(invalid(&manifest_path, "vector widths out of range"));
+    }
     let row_ids_path = dir.join("row_ids.bin");
     let bytes = fs::read(&row_ids_path).map_err(io(&row_ids_path))?;
-    if bytes.len() != rows * 8 {
+    // The file's real size bounds the row count every later allocation is sized by.
+    if rows.checked_mul(8) != Some(bytes.len()) {
         return Err(invalid(&row_ids_path, "wrong size"));
     }
     let row_ids: Vec<u64> = bytes
@@ -176,6 +187,7 @@ pub(crate) fn load(root: &Path) -> Result<Option<(HotIndex, Manifest)>> {
     let graph_path = dir.join("graph.bin");
     let graph = Hnsw::load(
         manifest.params,
+        rows,
         &mut BufReader::new(File::open(&graph_path).map_err(io(&graph_path))?),
     )
     .map_err(io(&graph_path))?;
@@ -228,5 +240,164 @@ pub(crate) fn remove(root: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(root)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::hot::HotQuery;
+    use half::f16;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const PREFIX: usize = 8;
+    const FULL: usize = 32;
+
+    fn small_index() -> HotIndex {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut index = HotIndex::new(PREFIX, FULL, HnswParams::default());
+        for row in 0..300u64 {
+            let full: Vec<f16> = (0..FULL)
+                .map(|_| f16::from_f32(rng.random_range(-1.0..1.0)))
+                .collect();
+            let language = ["rust", "go", "python"][row as usize % 3];
+            index.push(row * 3, &full[..PREFIX], &full, language, "r", "src/x.rs");
+        }
+        index.link_new_rows(1);
+        index.deleted.insert(5);
+        index.version = 9;
+        index
+    }
+
+    /// One way of damaging a saved snapshot.
+    enum Damage {
+        Truncate(usize),
+        Flip { seed: u64, bytes: usize },
+        Overwrite(usize, [u8; 8]),
+        Manifest(&'static str, u64),
+    }
+
+    fn damage(dir: &Path, file: &str, how: &Damage) {
+        let path = dir.join(file);
+        let mut bytes = fs::read(&path).unwrap();
+        match how {
+            Damage::Truncate(keep) => bytes.truncate(*keep.min(&bytes.len())),
+            Damage::Flip { seed, bytes: n } => {
+                let mut rng = StdRng::seed_from_u64(*seed);
+                for _ in 0..*n {
+                    if bytes.is_empty() {
+                        break;
+                    }
+                    let at = rng.random_range(0..bytes.len());
+                    bytes[at] ^= 1 << rng.random_range(0..8);
+                }
+            }
+            Damage::Overwrite(at, word) => {
+                let end = (*at + 8).min(bytes.len());
+                if *at < end {
+                    bytes[*at..end].copy_from_slice(&word[..end - *at]);
+                }
+            }
+            Damage::Manifest(field, value) => {
+                let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let target = match *field {
+                    "m" => &mut manifest["params"]["m"],
+                    other => &mut manifest[other],
+                };
+                *target = serde_json::json!(value);
+                bytes = serde_json::to_vec(&manifest).unwrap();
+            }
+        }
+        fs::write(&path, bytes).unwrap();
+    }
+
+    #[test]
+    fn damaged_snapshots_are_refused_or_load_safely_never_panic() {
+        let index = small_index();
+        let query: Vec<f32> = (0..FULL).map(|i| (i as f32).sin()).collect();
+        let files = [
+            "manifest.json",
+            "row_ids.bin",
+            "deleted.bin",
+            "graph.bin",
+            "attributes.json",
+            "prefix.f16",
+            "full.f16",
+        ];
+        let huge = [u64::MAX, 1 << 62, 1 << 40, u32::MAX as u64 + 1, 0];
+        let mut cases: Vec<(&str, Damage)> = Vec::new();
+        for file in files {
+            for keep in [0, 1, 7, 8, 9, 16, 100] {
+                cases.push((file, Damage::Truncate(keep)));
+            }
+            for seed in 0..12 {
+                cases.push((
+                    file,
+                    Damage::Flip {
+                        seed,
+                        bytes: 1 + seed as usize % 6,
+                    },
+                ));
+            }
+            for value in huge {
+                for at in [0, 8] {
+                    cases.push((file, Damage::Overwrite(at, value.to_le_bytes())));
+                }
+            }
+        }
+        for field in ["rows", "prefix_dim", "full_dim", "m"] {
+            for value in huge {
+                cases.push(("manifest.json", Damage::Manifest(field, value)));
+            }
+        }
+        let mut refused = 0;
+        for (file, how) in &cases {
+            let root = tempfile::tempdir().unwrap();
+            save(&index, root.path(), "{}").unwrap();
+            let dir = current(root.path()).unwrap().unwrap();
+            damage(&dir, file, how);
+            let outcome = std::panic::catch_unwind(|| match load(root.path()) {
+                Ok(Some((loaded, _))) => {
+                    // Loaded despite the damage (a flipped vector value, say): its searches
+                    // must still be safe.
+                    let (prefix, full) = loaded.widths();
+                    if full <= query.len() && prefix <= full {
+                        loaded.search(&HotQuery {
+                            full: &query[..full],
+                            k: 10,
+                            shortlist: 50,
+                            ef: 64,
+                            allowed: None,
+                        });
+                    }
+                    false
+                }
+                Ok(None) | Err(_) => true,
+            });
+            match outcome {
+                Ok(was_refused) => refused += usize::from(was_refused),
+                Err(_) => panic!("loading {file} damaged by {:?} panicked", describe(how)),
+            }
+        }
+        // Most damage (every size and count change) must be caught, not merely survived.
+        assert!(
+            refused * 2 > cases.len(),
+            "{refused} of {} refused",
+            cases.len()
+        );
+        // And the undamaged snapshot loads.
+        let root = tempfile::tempdir().unwrap();
+        save(&index, root.path(), "{}").unwrap();
+        assert!(load(root.path()).unwrap().is_some());
+    }
+
+    fn describe(how: &Damage) -> String {
+        match how {
+            Damage::Truncate(keep) => format!("truncation to {keep} bytes"),
+            Damage::Flip { seed, bytes } => format!("{bytes} bit flips (seed {seed})"),
+            Damage::Overwrite(at, word) => format!("{word:?} written at {at}"),
+            Damage::Manifest(field, value) => format!("manifest {field} = {value}"),
+        }
     }
 }

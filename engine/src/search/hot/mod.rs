@@ -17,13 +17,12 @@
 mod attributes;
 mod hnsw;
 mod kernels;
+mod lifecycle;
 mod matrix;
 mod snapshot;
-mod table;
 
 pub use hnsw::HnswParams;
-pub(crate) use snapshot::remove as remove_snapshots;
-pub use table::{HotIndexOptions, HotIndexReport};
+pub use lifecycle::{HotIndexOptions, HotIndexReport};
 
 use attributes::Attributes;
 use half::f16;
@@ -104,6 +103,11 @@ impl HotIndex {
 
     fn link_new_rows(&mut self, threads: usize) {
         self.graph.insert_rows(&self.prefix, threads);
+    }
+
+    /// Widths of the prefix and full vectors it holds.
+    pub(crate) fn widths(&self) -> (usize, usize) {
+        (self.prefix.dim(), self.full.dim())
     }
 
     /// Rows the index answers for.

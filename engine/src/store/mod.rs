@@ -1,0 +1,27 @@
+//! The store: Lance tables of code chunks and everything about keeping them.
+//!
+//! [`Database`] is a folder of tables, [`ChunkTable`] one table of chunks and their
+//! embeddings. This layer writes rows (one atomic commit per call), serialises writers
+//! across processes, checks that a database may be written, reports statistics and
+//! creates Lance's scalar, full-text and ANN indexes. It knows nothing of how tables are
+//! searched or filled: the layers above (`search`, `ingest`, `sql`) use it, never the
+//! other way round.
+
+pub(crate) mod columns;
+mod database;
+mod lance_indexes;
+pub(crate) mod predicate;
+mod read_only;
+mod rows;
+mod stats;
+mod table;
+mod write;
+mod writer_lock;
+
+pub use database::{Consistency, Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
+pub use lance_indexes::{AnnIndexKind, IndexOptions, IndexReport};
+pub use rows::{Chunk, ChunkEmbedding, EmbeddedChunk};
+pub use stats::{IndexState, TableStats};
+pub use table::ChunkTable;
+pub use write::WriteReport;
+pub use writer_lock::WriterLock;
