@@ -8,8 +8,15 @@ use crate::{ChunkKind, Piece};
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tree_sitter::{ParseOptions, ParseState, Parser, Point};
+
+/// Parser operations between two progress callbacks (tree-sitter's
+/// `OP_COUNT_PER_PARSER_CALLBACK_CHECK`).
+const OPERATIONS_PER_CALLBACK: u64 = 100;
+
+/// The default parse budget per byte: generous for any ordinary source file, and still
+/// bounded (a 1 MiB file stops after ~50M operations, a few seconds).
+pub const DEFAULT_PARSE_OPERATIONS_PER_BYTE: u64 = 50;
 
 /// How files are cut into chunks.
 #[derive(Clone)]
@@ -22,9 +29,12 @@ pub struct ChunkOptions {
     pub syntax: bool,
     /// Counts tokens; the encoder's tokenizer when one is loaded.
     pub counter: Arc<dyn TokenCounter>,
-    /// A file whose parse takes longer falls back to line windows: one pathological
-    /// file never stalls a job.
-    pub parse_timeout: Duration,
+    /// Parse work allowed per byte of input (at least 1 KiB's worth), in tree-sitter
+    /// parser operations (ordinary code takes a few): a file that needs more, such as one
+    /// whose error recovery blows up, falls back to line windows, so one pathological file
+    /// never stalls a job. A count, not a clock: the same file always gives the same
+    /// chunks, however loaded the machine. 0 always falls back.
+    pub parse_operations_per_byte: u64,
 }
 
 impl ChunkOptions {
@@ -35,7 +45,7 @@ impl ChunkOptions {
             merge_below_tokens: (max_tokens / 4).max(1),
             syntax: true,
             counter: default_counter(),
-            parse_timeout: Duration::from_secs(2),
+            parse_operations_per_byte: DEFAULT_PARSE_OPERATIONS_PER_BYTE,
         }
     }
 }
@@ -52,7 +62,7 @@ impl std::fmt::Debug for ChunkOptions {
             .field("max_tokens", &self.max_tokens)
             .field("merge_below_tokens", &self.merge_below_tokens)
             .field("syntax", &self.syntax)
-            .field("parse_timeout", &self.parse_timeout)
+            .field("parse_operations_per_byte", &self.parse_operations_per_byte)
             .finish_non_exhaustive()
     }
 }
@@ -126,9 +136,16 @@ impl Chunker {
     }
 
     fn chunk_syntax(&self, grammar: Grammar, text: &str) -> Option<Chunking> {
-        let deadline = Instant::now() + self.options.parse_timeout;
+        let budget = self
+            .options
+            .parse_operations_per_byte
+            .saturating_mul(text.len().max(1024) as u64);
+        // tree-sitter calls back once per OPERATIONS_PER_CALLBACK operations of a parse
+        // started from scratch: counting the calls counts the work, deterministically.
+        let mut spent = 0u64;
         let mut give_up = |_: &ParseState| {
-            if Instant::now() > deadline {
+            spent += OPERATIONS_PER_CALLBACK;
+            if spent > budget {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -136,7 +153,7 @@ impl Chunker {
         };
         let bytes = text.as_bytes();
         let mut read = |offset: usize, _: Point| bytes.get(offset..).unwrap_or_default();
-        // A parse that runs past the deadline returns None: the file gets line windows.
+        // A parse that runs past its budget returns None: the file gets line windows.
         let tree = PARSER.with(|parser| {
             let mut parser = parser.borrow_mut();
             parser.set_language(&grammar.language()).ok()?;

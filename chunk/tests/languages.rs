@@ -384,12 +384,12 @@ fn other_languages_fall_back_to_line_windows() {
 }
 
 #[test]
-fn a_parse_past_the_deadline_falls_back_to_line_windows() {
+fn a_parse_past_its_budget_falls_back_to_line_windows() {
     let text: String = (0..2_000)
         .map(|i| format!("fn f{i}() -> u32 {{ {i} }}\n"))
         .collect();
     let mut options = ChunkOptions::for_tokens(120);
-    options.parse_timeout = std::time::Duration::ZERO;
+    options.parse_operations_per_byte = 0;
     let chunking = Chunker::new(options).chunk("rust", &text);
     assert!(chunking.grammar.is_none());
     assert!(chunking.pieces.iter().all(|p| p.kind == ChunkKind::Lines));
@@ -398,4 +398,36 @@ fn a_parse_past_the_deadline_falls_back_to_line_windows() {
     assert_eq!(normal.grammar, Some(lancet_chunk::Grammar::Python));
     assert!(!normal.syntax_errors);
     assert_eq!(normal.pieces[0].symbol.as_deref(), Some("f"));
+}
+
+#[test]
+fn the_parse_budget_is_work_not_time_so_the_same_file_gives_the_same_chunks() {
+    // This crate's own sources parse within the default budget: syntax chunks.
+    let sources = [
+        include_str!("../src/chunker.rs"),
+        include_str!("../src/syntax.rs"),
+        include_str!("../src/grammar.rs"),
+        include_str!("../src/tokens.rs"),
+    ];
+    for source in sources {
+        let chunking = chunker().chunk("rust", source);
+        assert!(chunking.grammar.is_some(), "fell back on ordinary code");
+    }
+    // One budget is one outcome: a budget that just fails or just passes a file does so
+    // on every run, whatever else the machine is doing (a clock deadline did not).
+    let text = sources[0];
+    let outcome = |per_byte: u64| {
+        let mut options = ChunkOptions::for_tokens(120);
+        options.parse_operations_per_byte = per_byte;
+        Chunker::new(options).chunk("rust", text).grammar.is_some()
+    };
+    let lowest_passing = (0..=50)
+        .find(|&b| outcome(b))
+        .expect("parses within 50 per byte");
+    println!("chunker.rs parses with {lowest_passing} operations per byte");
+    assert!(lowest_passing > 0);
+    for _ in 0..20 {
+        assert!(outcome(lowest_passing));
+        assert!(!outcome(lowest_passing - 1));
+    }
 }

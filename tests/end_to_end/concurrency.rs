@@ -198,3 +198,44 @@ fn two_writer_processes_on_one_table_serialise_or_fail_clearly_and_never_corrupt
         assert!(same_rows(&read(&shared), &read(&clean)));
     }
 }
+
+#[test]
+fn a_second_writer_fails_at_once_naming_the_process_that_holds_the_table() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(&repo, "src/a.rs", function(1, "x + 1"));
+    let db = work.path().join("db");
+    assert!(index_command(&model, &repo, &db)
+        .status()
+        .unwrap()
+        .success());
+    let rt = runtime();
+    let table = rt.block_on(open_chunks(&db));
+    // This process holds the table, for certain: the job must contend, and lose.
+    let held = rt.block_on(table.lock_for_writing()).unwrap();
+    write(&repo, "src/b.rs", function(2, "x + 2"));
+    let output = index_command(&model, &repo, &db)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a second writer went ahead");
+    assert!(
+        stderr.contains(&format!(
+            "is being written by process {}",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    let count = || rt.block_on(async { rows(&open_chunks(&db).await).await.len() });
+    assert_eq!(count(), 1, "it wrote nothing");
+    // Released, the same job runs.
+    drop(held);
+    assert!(index_command(&model, &repo, &db)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(count(), 2);
+}

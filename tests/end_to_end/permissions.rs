@@ -231,9 +231,20 @@ fn a_read_only_database_answers_queries_and_refuses_writes_cleanly() {
     set_tree_mode(&db, 0o755, 0o644);
 
     assert!(hits.status.success(), "{}", stderr(&hits));
-    assert!(!stdout(&hits).trim().is_empty());
+    let found = json(&hits);
+    let found = found.as_array().expect("a JSON array of hits");
+    assert!(
+        !found.is_empty(),
+        "a read-only database still answers searches"
+    );
+    assert!(found.iter().all(|h| h["path"].is_string()), "{found:?}");
     assert_eq!(json(&status)["rows"], 5);
     assert!(sql.status.success(), "{}", stderr(&sql));
+    assert!(
+        stdout(&sql).contains('5'),
+        "count(*) of 5 rows: {}",
+        stdout(&sql)
+    );
     for (what, out) in [("index", &index), ("optimize", &optimize)] {
         assert!(!out.status.success(), "{what} succeeded on a read-only db");
         let message = stderr(out);

@@ -271,8 +271,18 @@ fn bad_queries_give_clear_errors() {
                 "SELECT cosine_distance(path, path) FROM chunks",
                 "takes two vectors",
             ),
-            ("SELEC path FROM chunks", "SQL"),
+            // The parser names the token it could not take.
+            ("SELEC path FROM chunks", "found: SELEC"),
             ("SELECT nope FROM chunks", "nope"),
+            (
+                "SELECT * FROM vector_search('chunks', 'x', 100000, 100000)",
+                "at most 1000000",
+            ),
+            ("SELECT embed('x', 'nl2code.query', -1)", "between 1 and 32"),
+            (
+                "SELECT embed('x', 'nl2code.query', 9223372036854775807)",
+                "between 1 and 32",
+            ),
         ];
         for (query, expected) in cases {
             let err = match s.sql(query).await {

@@ -289,3 +289,43 @@ fn a_long_lived_handle_sees_other_commits_within_its_consistency_bound() {
         }
     });
 }
+
+#[test]
+fn a_nan_or_infinite_vector_is_never_written() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let encoder = HashEncoder::new(64);
+        let db = Database::open(dir.path()).await.unwrap();
+        let table = db.create_table("chunks", metadata(&encoder)).await.unwrap();
+        let good = row(
+            chunk("r", "a.rs", "rust", 0, "fn a() {}"),
+            encoder.vector("fn a() {}"),
+        );
+        for bad_value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut vector = encoder.vector("fn b() {}");
+            vector[3] = bad_value;
+            let bad = row(chunk("r", "src/b.rs", "rust", 1, "fn b() {}"), vector);
+            for write in 0..3 {
+                let rows = [good.clone(), bad.clone()];
+                let err = match write {
+                    0 => table.append(&rows).await,
+                    1 => table.upsert(&rows).await,
+                    _ => {
+                        let files = [
+                            ("r".to_string(), "a.rs".to_string()),
+                            ("r".to_string(), "src/b.rs".to_string()),
+                        ];
+                        table.replace_files(&files, &rows).await
+                    }
+                }
+                .unwrap_err()
+                .to_string();
+                assert!(
+                    err.contains(&encoder.identity().id) && err.contains("src/b.rs"),
+                    "{err}"
+                );
+            }
+        }
+        assert_eq!(table.count(None).await.unwrap(), 0, "nothing was written");
+    });
+}

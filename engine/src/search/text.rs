@@ -97,3 +97,46 @@ pub fn reciprocal_rank_fusion(rankings: &[Vec<SearchHit>], k: usize) -> Vec<Sear
     out.truncate(k);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(id: &str) -> SearchHit {
+        SearchHit {
+            chunk_id: id.into(),
+            repo: "r".into(),
+            path: format!("{id}.rs"),
+            language: "rust".into(),
+            start_line: 1,
+            end_line: 1,
+            start_byte: 0,
+            end_byte: 1,
+            symbol: None,
+            kind: "function".into(),
+            text: id.into(),
+            score: 0.5,
+        }
+    }
+
+    #[test]
+    fn fusion_adds_one_over_sixty_plus_rank_and_breaks_ties_by_id() {
+        let by_vector = vec![hit("x"), hit("y"), hit("z")];
+        let by_text = vec![hit("y"), hit("w"), hit("v")];
+        let fused = reciprocal_rank_fusion(&[by_vector, by_text], 4);
+        let ids: Vec<&str> = fused.iter().map(|h| h.chunk_id.as_str()).collect();
+        // y: 1/62 + 1/61; x: 1/61; w: 1/62; then v and z tie at 1/63: v first, by id.
+        assert_eq!(ids, ["y", "x", "w", "v"]);
+        let expected = [1.0 / 62.0 + 1.0 / 61.0, 1.0 / 61.0, 1.0 / 62.0, 1.0 / 63.0];
+        for (hit, want) in fused.iter().zip(expected) {
+            assert!(
+                (hit.score - want).abs() < 1e-7,
+                "{}: {}",
+                hit.chunk_id,
+                hit.score
+            );
+        }
+        assert_eq!(fused[0].path, "y.rs", "the hit's columns come with it");
+        assert!(reciprocal_rank_fusion(&[], 3).is_empty());
+    }
+}

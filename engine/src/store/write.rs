@@ -1,10 +1,10 @@
 //! Writes to a chunk table, each one atomic Lance commit: append, upsert by chunk id,
 //! replace the rows of whole files, delete a file.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::predicate::sql_string;
 use crate::store::rows::to_record_batch;
-use crate::store::{ChunkTable, EmbeddedChunk};
+use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk};
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use lancet_schemas::columns as col;
 
@@ -34,7 +34,29 @@ impl From<lancedb::table::MergeResult> for WriteReport {
 
 impl ChunkTable {
     fn batch(&self, rows: &[EmbeddedChunk]) -> Result<RecordBatch> {
+        rows.iter().try_for_each(|row| self.check_finite(row))?;
         to_record_batch(self.schema.clone(), self.metadata.dims, rows)
+    }
+
+    /// A NaN or infinite value would poison every cosine it enters: refuse the whole
+    /// write, naming the model and the text, rather than store it.
+    fn check_finite(&self, row: &EmbeddedChunk) -> Result<()> {
+        let finite = match &row.embedding {
+            ChunkEmbedding::Pooled(v) => v.iter().all(|x| x.is_finite()),
+            ChunkEmbedding::Stored { full, prefix } => {
+                full.iter().chain(prefix).all(|x| x.is_finite())
+            }
+        };
+        if finite {
+            return Ok(());
+        }
+        let chunk = &row.chunk;
+        let start: String = chunk.text.chars().take(60).collect();
+        Err(Error::InvalidArgument(format!(
+            "model {} gave a vector with NaN or infinite values for {}:{}-{} \
+             (chunk {}, text starting {start:?}); nothing was written",
+            self.metadata.model.id, chunk.path, chunk.start_line, chunk.end_line, chunk.chunk_id
+        )))
     }
 
     fn reader(&self, batch: RecordBatch) -> Box<dyn RecordBatchReader + Send> {

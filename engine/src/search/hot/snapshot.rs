@@ -351,11 +351,20 @@ mod tests {
                 cases.push(("manifest.json", Damage::Manifest(field, value)));
             }
         }
+        // Saved once (saving syncs every file); each case damages a fresh copy.
+        let saved = tempfile::tempdir().unwrap();
+        save(&index, saved.path(), "{}").unwrap();
+        let saved_dir = current(saved.path()).unwrap().unwrap();
         let mut refused = 0;
         for (file, how) in &cases {
             let root = tempfile::tempdir().unwrap();
-            save(&index, root.path(), "{}").unwrap();
-            let dir = current(root.path()).unwrap().unwrap();
+            let dir = root.path().join(saved_dir.file_name().unwrap());
+            fs::create_dir(&dir).unwrap();
+            for entry in fs::read_dir(&saved_dir).unwrap() {
+                let entry = entry.unwrap();
+                fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+            }
+            fs::copy(saved.path().join(CURRENT), root.path().join(CURRENT)).unwrap();
             damage(&dir, file, how);
             let outcome = std::panic::catch_unwind(|| match load(root.path()) {
                 Ok(Some((loaded, _))) => {
