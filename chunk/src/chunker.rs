@@ -14,9 +14,10 @@ use tree_sitter::{ParseOptions, ParseState, Parser, Point};
 /// `OP_COUNT_PER_PARSER_CALLBACK_CHECK`).
 const OPERATIONS_PER_CALLBACK: u64 = 100;
 
-/// The default parse budget per byte: generous for any ordinary source file, and still
-/// bounded (a 1 MiB file stops after ~50M operations, a few seconds).
-pub const DEFAULT_PARSE_OPERATIONS_PER_BYTE: u64 = 50;
+/// The default parse budget per KiB: 50 operations a byte, where this crate's own
+/// sources need under one, and still bounded (a 1 MiB file stops after ~50M operations,
+/// a few seconds).
+pub const DEFAULT_PARSE_OPERATIONS_PER_KIB: u64 = 50 * 1024;
 
 /// How files are cut into chunks.
 #[derive(Clone)]
@@ -29,12 +30,12 @@ pub struct ChunkOptions {
     pub syntax: bool,
     /// Counts tokens; the encoder's tokenizer when one is loaded.
     pub counter: Arc<dyn TokenCounter>,
-    /// Parse work allowed per byte of input (at least 1 KiB's worth), in tree-sitter
-    /// parser operations (ordinary code takes a few): a file that needs more, such as one
-    /// whose error recovery blows up, falls back to line windows, so one pathological file
-    /// never stalls a job. A count, not a clock: the same file always gives the same
-    /// chunks, however loaded the machine. 0 always falls back.
-    pub parse_operations_per_byte: u64,
+    /// Parse work allowed per KiB of input (at least 1 KiB's worth), in tree-sitter
+    /// parser operations (ordinary code takes a few hundred): a file that needs more, such
+    /// as one whose error recovery blows up, falls back to line windows, so one
+    /// pathological file never stalls a job. A count, not a clock: the same file always
+    /// gives the same chunks, however loaded the machine. 0 always falls back.
+    pub parse_operations_per_kib: u64,
 }
 
 impl ChunkOptions {
@@ -45,7 +46,7 @@ impl ChunkOptions {
             merge_below_tokens: (max_tokens / 4).max(1),
             syntax: true,
             counter: default_counter(),
-            parse_operations_per_byte: DEFAULT_PARSE_OPERATIONS_PER_BYTE,
+            parse_operations_per_kib: DEFAULT_PARSE_OPERATIONS_PER_KIB,
         }
     }
 }
@@ -62,7 +63,7 @@ impl std::fmt::Debug for ChunkOptions {
             .field("max_tokens", &self.max_tokens)
             .field("merge_below_tokens", &self.merge_below_tokens)
             .field("syntax", &self.syntax)
-            .field("parse_operations_per_byte", &self.parse_operations_per_byte)
+            .field("parse_operations_per_kib", &self.parse_operations_per_kib)
             .finish_non_exhaustive()
     }
 }
@@ -138,8 +139,9 @@ impl Chunker {
     fn chunk_syntax(&self, grammar: Grammar, text: &str) -> Option<Chunking> {
         let budget = self
             .options
-            .parse_operations_per_byte
-            .saturating_mul(text.len().max(1024) as u64);
+            .parse_operations_per_kib
+            .saturating_mul(text.len().max(1024) as u64)
+            / 1024;
         // tree-sitter calls back once per OPERATIONS_PER_CALLBACK operations of a parse
         // started from scratch: counting the calls counts the work, deterministically.
         let mut spent = 0u64;

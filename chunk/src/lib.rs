@@ -12,7 +12,7 @@ mod span;
 mod syntax;
 mod tokens;
 
-pub use chunker::{ChunkOptions, Chunker, Chunking, DEFAULT_PARSE_OPERATIONS_PER_BYTE};
+pub use chunker::{ChunkOptions, Chunker, Chunking, DEFAULT_PARSE_OPERATIONS_PER_KIB};
 pub use grammar::Grammar;
 pub use lines::{line_windows, WindowLimits};
 pub use span::{ChunkKind, Piece, Span};

@@ -389,7 +389,7 @@ fn a_parse_past_its_budget_falls_back_to_line_windows() {
         .map(|i| format!("fn f{i}() -> u32 {{ {i} }}\n"))
         .collect();
     let mut options = ChunkOptions::for_tokens(120);
-    options.parse_operations_per_byte = 0;
+    options.parse_operations_per_kib = 0;
     let chunking = Chunker::new(options).chunk("rust", &text);
     assert!(chunking.grammar.is_none());
     assert!(chunking.pieces.iter().all(|p| p.kind == ChunkKind::Lines));
@@ -416,18 +416,24 @@ fn the_parse_budget_is_work_not_time_so_the_same_file_gives_the_same_chunks() {
     // One budget is one outcome: a budget that just fails or just passes a file does so
     // on every run, whatever else the machine is doing (a clock deadline did not).
     let text = sources[0];
-    let outcome = |per_byte: u64| {
+    let outcome = |per_kib: u64| {
         let mut options = ChunkOptions::for_tokens(120);
-        options.parse_operations_per_byte = per_byte;
+        options.parse_operations_per_kib = per_kib;
         Chunker::new(options).chunk("rust", text).grammar.is_some()
     };
-    let lowest_passing = (0..=50)
-        .find(|&b| outcome(b))
-        .expect("parses within 50 per byte");
-    println!("chunker.rs parses with {lowest_passing} operations per byte");
-    assert!(lowest_passing > 0);
+    let (mut fails, mut passes) = (0, lancet_chunk::DEFAULT_PARSE_OPERATIONS_PER_KIB);
+    assert!(outcome(passes) && !outcome(fails));
+    while passes - fails > 1 {
+        let mid = (fails + passes) / 2;
+        if outcome(mid) {
+            passes = mid;
+        } else {
+            fails = mid;
+        }
+    }
+    println!("chunker.rs parses with {passes} operations per KiB");
     for _ in 0..20 {
-        assert!(outcome(lowest_passing));
-        assert!(!outcome(lowest_passing - 1));
+        assert!(outcome(passes));
+        assert!(!outcome(fails));
     }
 }
