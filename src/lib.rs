@@ -12,3 +12,8 @@ pub use lancet_chunk as chunk;
 pub use lancet_engine as engine;
 pub use lancet_schemas as schemas;
 pub use lancet_udf as udf;
+
+/// README's Rust examples, compiled by `cargo test` as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

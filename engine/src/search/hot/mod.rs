@@ -37,6 +37,14 @@ use std::collections::{BinaryHeap, HashMap};
 /// When the kept rows are fewer than a walk would read, they are scored exhaustively.
 const GRAPH_WALK_COST_PER_EF: f64 = 32.0;
 
+/// Whether a search keeping `kept` of `total` nodes scores them all rather than walking
+/// the graph with breadth `ef`: when they are fewer than the walk would read.
+fn scores_exhaustively(kept: u64, total: u64, ef: usize) -> bool {
+    let selectivity = kept as f64 / total.max(1) as f64;
+    let walk_cost = ef as f64 * GRAPH_WALK_COST_PER_EF / selectivity.max(1e-9);
+    kept as f64 <= walk_cost
+}
+
 /// One search of the hot index.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HotQuery<'a> {
@@ -134,9 +142,7 @@ impl HotIndex {
         let ef = query.ef.max(shortlist);
         let kept = query.allowed.map(|allowed| allowed - &self.deleted);
         let kept_rows = kept.as_ref().map_or_else(|| self.live_rows(), |k| k.len());
-        let selectivity = kept_rows as f64 / self.row_ids.len() as f64;
-        let walk_cost = ef as f64 * GRAPH_WALK_COST_PER_EF / selectivity.max(1e-9);
-        let candidates = if kept_rows as f64 <= walk_cost {
+        let candidates = if scores_exhaustively(kept_rows, self.row_ids.len() as u64, ef) {
             // Fewer rows than a walk would read (a selective filter, a small table, or a
             // shortlist near the table's size): score them all, exactly.
             match &kept {
@@ -197,5 +203,99 @@ impl HotIndex {
             .into_iter()
             .map(|r| (r.0 .0, r.0 .1))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::{MatryoshkaGenerator, MatryoshkaSpec};
+
+    const PREFIX: usize = 16;
+    const FULL: usize = 32;
+
+    #[test]
+    fn a_filter_keeping_half_of_a_large_index_walks_the_graph_and_finds_the_filtered_best() {
+        let rows = 8_000;
+        // Variance concentrated in the leading dimensions, as in a trained Matryoshka
+        // model, so that the 16-d prefix is a fair coarse representation of 32 dims.
+        let generator = MatryoshkaGenerator::new(MatryoshkaSpec {
+            dim: FULL,
+            clusters: 24,
+            decay: 8.0,
+            ..MatryoshkaSpec::default()
+        });
+        let vectors = generator.sample(rows, 0);
+        let mut index = HotIndex::new(PREFIX, FULL, HnswParams::default());
+        for (i, v) in vectors.iter().enumerate() {
+            let full: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+            let language = if i % 2 == 0 { "rust" } else { "go" };
+            index.push(i as u64 * 7, &full[..PREFIX], &full, language, "r", "src/x");
+        }
+        index.link_new_rows(2);
+        let allowed: RoaringBitmap = (0..rows as u32).filter(|n| n % 2 == 0).collect();
+        let (k, shortlist, ef) = (10, 50, 50);
+        // The point of this test: the filtered search takes the graph walk, not the scan
+        // (4,000 kept rows, more than the ~3,200 a walk of breadth 50 reads at half
+        // selectivity).
+        assert!(!scores_exhaustively(
+            allowed.len(),
+            rows as u64,
+            ef.max(shortlist)
+        ));
+
+        let queries = generator.sample(40, 1);
+        let (mut walked, mut scanned) = (0.0, 0.0);
+        for query in &queries {
+            let search = |ef| {
+                index.search(&HotQuery {
+                    full: query,
+                    k,
+                    shortlist,
+                    ef,
+                    allowed: Some(&allowed),
+                })
+            };
+            // The walk, and (a breadth no walk affords) the exhaustive scan of the same rows.
+            let (walk, scan) = (search(ef), search(1_000_000));
+            assert_eq!(walk.len(), k);
+            assert!(
+                walk.iter().all(|(id, _)| (id / 7) % 2 == 0),
+                "a filtered-out row"
+            );
+            // Ground truth: exact cosine at full width over the allowed rows.
+            let mut exact: Vec<(f32, u64)> = allowed
+                .iter()
+                .map(|n| {
+                    let dot: f32 = vectors[n as usize]
+                        .iter()
+                        .zip(query)
+                        .map(|(a, b)| a * b)
+                        .sum();
+                    (dot, n as u64 * 7)
+                })
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let truth: Vec<u64> = exact.iter().take(k).map(|e| e.1).collect();
+            let recall = |found: &[(u64, f32)]| {
+                found.iter().filter(|(id, _)| truth.contains(id)).count() as f64 / k as f64
+            };
+            walked += recall(&walk) / queries.len() as f64;
+            scanned += recall(&scan) / queries.len() as f64;
+        }
+        println!("filtered recall@10: walk {walked:.3}, exhaustive scan {scanned:.3}");
+        assert!(
+            scanned >= 0.95,
+            "the exhaustive two-stage search: {scanned}"
+        );
+        assert!(walked >= 0.9, "the filtered graph walk: {walked}");
+    }
+
+    #[test]
+    fn selective_filters_and_small_indexes_are_scored_exhaustively() {
+        assert!(scores_exhaustively(100, 1_000_000, 64));
+        assert!(scores_exhaustively(2_000, 2_000, 64));
+        assert!(!scores_exhaustively(1_000_000, 1_000_000, 64));
+        assert!(scores_exhaustively(0, 0, 64));
     }
 }
