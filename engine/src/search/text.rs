@@ -2,7 +2,7 @@
 //! of the vector and the text rankings.
 
 use crate::error::{Error, Result};
-use crate::search::vector::hit_from_row;
+use crate::search::vector::{check_k, hit_from_row};
 use crate::search::{Filter, SearchHit, SearchRequest, MAX_K};
 use crate::store::columns::column;
 use crate::store::ChunkTable;
@@ -26,7 +26,7 @@ impl ChunkTable {
         k: usize,
         filter: &Filter,
     ) -> Result<Vec<SearchHit>> {
-        SearchRequest::new(Vec::new(), k).check_bounds()?;
+        check_k(k)?;
         if k == 0 || query.trim().is_empty() {
             return Ok(Vec::new());
         }

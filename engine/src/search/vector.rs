@@ -112,12 +112,7 @@ impl SearchRequest {
     /// Fails when the request asks for more than a search may hold in memory: `k` above
     /// [`MAX_K`], or a shortlist (`k × refine`) or walk breadth above [`MAX_SHORTLIST`].
     pub fn check_bounds(&self) -> Result<()> {
-        if self.k > MAX_K {
-            return Err(Error::InvalidArgument(format!(
-                "k = {} is more results than one search returns (at most {MAX_K})",
-                self.k
-            )));
-        }
+        check_k(self.k)?;
         if let SearchMode::TwoStage { refine } = self.mode {
             let shortlist = self.k.saturating_mul(refine.max(1));
             if shortlist > MAX_SHORTLIST {
@@ -164,6 +159,17 @@ pub struct SearchHit {
     pub text: String,
     /// Cosine similarity to the query at full width (1 is identical).
     pub score: f32,
+}
+
+/// Fails when `k` is above [`MAX_K`]: the bound every search (vector, text, hybrid)
+/// shares.
+pub(crate) fn check_k(k: usize) -> Result<()> {
+    if k > MAX_K {
+        return Err(Error::InvalidArgument(format!(
+            "k = {k} is more results than one search returns (at most {MAX_K})"
+        )));
+    }
+    Ok(())
 }
 
 impl ChunkTable {

@@ -220,7 +220,8 @@ impl Database {
     }
 }
 
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
+/// Removes `dir` and everything in it; a folder already gone is not an error.
+pub(crate) fn remove_dir_if_present(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

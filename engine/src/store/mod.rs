@@ -18,6 +18,7 @@ mod table;
 mod write;
 mod writer_lock;
 
+pub(crate) use database::remove_dir_if_present;
 pub use database::{Consistency, Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
 pub use lance_indexes::{AnnIndexKind, IndexOptions, IndexReport};
 pub use rows::{Chunk, ChunkEmbedding, EmbeddedChunk};

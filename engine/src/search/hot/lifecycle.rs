@@ -5,7 +5,7 @@ use super::{snapshot, HnswParams, HotIndex, HotQuery};
 use crate::error::{Error, Result};
 use crate::search::Filter;
 use crate::store::columns::{column, strings};
-use crate::store::ChunkTable;
+use crate::store::{remove_dir_if_present, ChunkTable};
 use arrow_array::{RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lance_core::ROW_ID;
@@ -173,7 +173,7 @@ impl ChunkTable {
     /// Forgets the hot index in memory and removes its snapshot from disk.
     pub async fn drop_hot_index(&self) -> Result<()> {
         *self.hot().write().await = None;
-        snapshot::remove(self.hot_dir()?)
+        remove_dir_if_present(self.hot_dir()?)
     }
 
     fn new_hot_index(&self, options: &HotIndexOptions) -> HotIndex {

@@ -234,15 +234,6 @@ pub(crate) fn exists(root: &Path) -> bool {
     root.join(CURRENT).is_file()
 }
 
-/// Removes every snapshot under `root`.
-pub(crate) fn remove(root: &Path) -> Result<()> {
-    match fs::remove_dir_all(root) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io(root)(e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
