@@ -145,7 +145,7 @@ fn main() -> anyhow::Result<()> {
                     bytes += f.bytes;
                     chunks += f.chunks.len();
                 }
-                ScanEvent::File(FileOutcome::Skipped(_)) => skipped += 1,
+                ScanEvent::File(FileOutcome::Skipped(..)) => skipped += 1,
                 _ => {}
             }
         }

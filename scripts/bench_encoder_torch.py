@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference throughput: HF transformers (PyTorch, CPU, f32) at the jina-code-embeddings-0.5b
 shapes with random weights, on the same chunk lengths and batching as
-benches/encoder_throughput.rs. Prints one JSON line.
+udf/benches/encoder_throughput.rs. Prints one JSON line.
 
     python3 scripts/bench_encoder_torch.py --chunks 64 --threads 2
 """
@@ -15,7 +15,7 @@ from transformers import Qwen2Config, Qwen2Model
 
 
 def chunk_lengths(n: int, seed: int) -> list[int]:
-    # The same xorshift as benches/encoder_throughput.rs, so both measure the same inputs.
+    # The same xorshift as udf/benches/encoder_throughput.rs, so both measure the same inputs.
     mask = (1 << 64) - 1
     state = (seed + 0x9E3779B97F4A7C15) & mask
     out = []

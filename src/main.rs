@@ -3,6 +3,7 @@
 mod cli;
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 
 // Bulk ingestion allocates and frees Arrow buffers and chunk strings at a high rate;
@@ -26,7 +27,8 @@ fn main() -> ExitCode {
         // The reader of our output closed it (`| head`): it has what it wanted.
         Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Nothing to do when stderr is gone too; the exit code still says it failed.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -97,6 +97,26 @@ const LANGUAGES: &[Language] = &[
         },
     },
     Language {
+        name: "tsx",
+        function: |n| {
+            format!("export function {n}(x: number): JSX.Element {{\n  const a: number = x + 1;\n  const b = a * 2;\n  return <div className=\"sum\">{{a + b}}</div>;\n}}\n")
+        },
+        method: Some(|n| {
+            format!("/** Renders things. */\npublic {n}(x: number): JSX.Element {{\n  const a: number = x + 1;\n  const b = a * 2;\n  return <span title=\"t\">{{a + b}}</span>;\n}}\n")
+        }),
+        class: Some(|c, methods| {
+            format!("export class {c} extends React.Component<Props> {{\n  private w: number = 0;\n\n{methods}}}\n")
+        }),
+        separator: ".",
+        method_indent: "  ",
+        statement: |i| format!("  const v{i}: number = compute({i}, x) + offset;\n"),
+        long_function: |n, body| {
+            format!(
+                "function {n}(x: number): JSX.Element {{\n{body}  return <div>{{x}}</div>;\n}}\n"
+            )
+        },
+    },
+    Language {
         name: "go",
         function: |n| {
             format!("// {n} adds things.\nfunc {n}(x int) int {{\n\ta := x + 1\n\tb := a * 2\n\tc := b - 3\n\treturn a + b + c\n}}\n")

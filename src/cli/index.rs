@@ -76,6 +76,10 @@ pub struct IndexArgs {
     /// Width of the stored Matryoshka prefix (new tables).
     #[arg(long, default_value_t = 128, value_parser = count(1, MAX_DIMS))]
     pub prefix_dims: usize,
+    /// Remove every indexed file of the repository even when some are still on disk but
+    /// skipped by this run's options (without it, such a run stops before removing any).
+    #[arg(long)]
+    pub allow_remove_all: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -127,6 +131,7 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
         threads: a.threads,
         commit_files: a.commit_files,
         exclude: db_path.canonicalize().ok(),
+        allow_remove_all: a.allow_remove_all,
         ..IngestOptions::default()
     };
     let mut reporter = ProgressReport::new(a.json);

@@ -9,9 +9,19 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that never panics: a message stderr cannot take (closed, full) is
+/// dropped, and the job goes on.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod embed;
 mod index;
 mod locate;
+mod mcp;
 mod output;
 mod progress;
 mod search;
@@ -76,6 +86,8 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Run SQL over the database (embed, vector_search, fts, hybrid_search).
     Sql(sql::SqlArgs),
+    /// Serve the index to coding agents over the Model Context Protocol (stdio).
+    Mcp(mcp::McpArgs),
 }
 
 /// Runs the parsed command.
@@ -91,6 +103,7 @@ pub fn run(args: Args) -> Result<()> {
             Command::Optimize => status::optimize(&args).await,
             Command::Embed(a) => embed::run(&args, a),
             Command::Sql(a) => sql::run(&args, a).await,
+            Command::Mcp(a) => mcp::run(&args, a).await,
         }
     })
 }

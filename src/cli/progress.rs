@@ -54,7 +54,7 @@ impl ProgressReport {
             return;
         }
         if s.commits != self.last_commits || self.last_line.elapsed() >= LOG_EVERY {
-            eprintln!(
+            errln!(
                 "[{:.1}s] {}/{} files read, {} indexed, {} unchanged, {} skipped, {} commits, {message}",
                 secs,
                 s.files_scanned,

@@ -39,7 +39,7 @@ pub async fn run(args: &Args, a: &SqlArgs) -> Result<()> {
         match load_encoder(args, EncoderOptions::default()) {
             Ok(encoder) => Some(Arc::new(encoder)),
             Err(e) => {
-                eprintln!("warning: embed() and text queries are unavailable: {e:#}");
+                errln!("warning: embed() and text queries are unavailable: {e:#}");
                 None
             }
         }
@@ -79,7 +79,7 @@ async fn execute(session: &Session, query: &str, a: &SqlArgs) -> Result<()> {
 async fn shell(session: &Session, a: &SqlArgs) -> Result<()> {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!(
+        errln!(
             "lancet sql: tables {}; end statements with `;`, `\\q` quits",
             session.table_names().join(", ")
         );
@@ -89,15 +89,13 @@ async fn shell(session: &Session, a: &SqlArgs) -> Result<()> {
     let mut statement = String::new();
     loop {
         if interactive {
-            eprint!(
-                "{}",
-                if statement.is_empty() {
-                    "lancet> "
-                } else {
-                    "     -> "
-                }
-            );
-            std::io::stderr().flush().ok();
+            let prompt = if statement.is_empty() {
+                "lancet> "
+            } else {
+                "     -> "
+            };
+            let mut stderr = std::io::stderr().lock();
+            let _ = write!(stderr, "{prompt}").and_then(|()| stderr.flush());
         }
         let Some(line) = lines.next() else { break };
         let line = line.context("reading stdin")?;
@@ -111,7 +109,7 @@ async fn shell(session: &Session, a: &SqlArgs) -> Result<()> {
             let query = std::mem::take(&mut statement);
             // An error ends the statement, not the shell.
             if let Err(e) = execute(session, query.trim().trim_end_matches(';'), a).await {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
             }
         }
     }

@@ -282,6 +282,101 @@ fn output_into_a_closed_pipe_ends_quietly_with_success() {
             stderr(&out)
         );
     }
+    // Progress lines go to stderr: with stderr closed the job loses its log, not its
+    // work (a commit per file, so a line per commit).
+    for i in 0..3 {
+        write(
+            &repo,
+            &format!("src/m{i}.rs"),
+            format!("pub fn m{i}() {{}}\n"),
+        );
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = lancet_command(&["--model", m, "index", r, "--commit-files", "1"], &repo)
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("files: 3 indexed, 1 unchanged"),
+        "{:?} {}",
+        out.status,
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_sql_shell_sees_another_processs_commit_within_its_bound() {
+    use std::io::{BufRead, BufReader, Write};
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(&repo, "src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n");
+    let (m, r) = (model.to_str().unwrap(), repo.to_str().unwrap());
+    assert!(lancet(&["--model", m, "index", r], &repo).status.success());
+
+    // The shell's stdout and stderr share one pipe: an error answers a statement too.
+    let (output, output_writer) = std::io::pipe().unwrap();
+    let mut shell = lancet_command(
+        &[
+            "--consistency",
+            "eventual:0.2",
+            "sql",
+            "--no-model",
+            "--json",
+        ],
+        &repo,
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(output_writer.try_clone().unwrap())
+    .stderr(output_writer)
+    .spawn()
+    .unwrap();
+    let mut input = shell.stdin.take().unwrap();
+    let mut answers = BufReader::new(output).lines();
+    let mut files = || -> usize {
+        writeln!(input, "SELECT count(DISTINCT path) AS files FROM chunks;").unwrap();
+        input.flush().unwrap();
+        let answer = answers.next().unwrap().unwrap();
+        answer
+            .strip_prefix(r#"[{"files":"#)
+            .and_then(|rest| rest.strip_suffix("}]"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a count: {answer}"))
+    };
+    assert_eq!(files(), 1);
+
+    // Another process commits, a file at a time: every statement meanwhile answers, and
+    // the counts never go back.
+    for i in 0..12 {
+        write(
+            &repo,
+            &format!("src/m{i:02}.rs"),
+            format!("pub fn m{i}() -> u32 {{\n    {i}\n}}\n"),
+        );
+    }
+    let mut writer = lancet_command(&["--model", m, "index", r, "--commit-files", "1"], &repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = vec![files()];
+    while writer.try_wait().unwrap().is_none() {
+        seen.push(files());
+    }
+    assert!(writer.wait().unwrap().success());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    // Past the bound, the same shell's next statement sees the last commit.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        files(),
+        13,
+        "answers while the other process wrote: {seen:?}"
+    );
+    drop(files);
+    drop(input); // end of input ends the shell
+    assert!(shell.wait().unwrap().success());
 }
 
 #[test]

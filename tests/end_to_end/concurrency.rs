@@ -45,12 +45,16 @@ fn searches_and_sql_run_cleanly_while_ingestion_and_optimize_write() {
         table.open_hot_index(&HotIndexOptions::default()).await.unwrap();
 
         let done = Arc::new(AtomicBool::new(false));
+        // Rounds that finished while the writers were still at work, and the table
+        // versions the searches read: proof that reads ran beside the writes.
         let (searches, queries) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let versions_read = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         let contents = Arc::new(contents);
         let mut readers = Vec::new();
         for reader in 0..2 {
             let (table, encoder, done, searches, contents) =
                 (table.clone(), encoder.clone(), done.clone(), searches.clone(), contents.clone());
+            let versions_read = versions_read.clone();
             readers.push(tokio::spawn(async move {
                 let mut round = 0;
                 while !done.load(Ordering::SeqCst) || round == 0 {
@@ -59,7 +63,9 @@ fn searches_and_sql_run_cleanly_while_ingestion_and_optimize_write() {
                     if round % 2 == 1 {
                         request = request.filter(Filter { path_prefix: Some("src/m".into()), ..Filter::default() });
                     }
+                    let version = table.version().await.expect("the version during writes");
                     let hits = table.search(&request).await.expect("a search during writes fails");
+                    versions_read.lock().unwrap().insert(version);
                     assert!(!hits.is_empty());
                     let ids: BTreeSet<&str> = hits.iter().map(|h| h.chunk_id.as_str()).collect();
                     assert_eq!(ids.len(), hits.len(), "a row returned twice");
@@ -70,7 +76,9 @@ fn searches_and_sql_run_cleanly_while_ingestion_and_optimize_write() {
                             "{}: text {:?} is neither the old nor the new file", hit.path, hit.text
                         );
                     }
-                    searches.fetch_add(1, Ordering::SeqCst);
+                    if !done.load(Ordering::SeqCst) {
+                        searches.fetch_add(1, Ordering::SeqCst);
+                    }
                     round += 1;
                     tokio::task::yield_now().await;
                 }
@@ -94,7 +102,9 @@ fn searches_and_sql_run_cleanly_while_ingestion_and_optimize_write() {
                     ] {
                         session.sql(query).await.expect("a SQL query during writes fails");
                     }
-                    queries.fetch_add(1, Ordering::SeqCst);
+                    if !done.load(Ordering::SeqCst) {
+                        queries.fetch_add(1, Ordering::SeqCst);
+                    }
                     round += 1;
                     tokio::task::yield_now().await;
                 }
@@ -127,7 +137,13 @@ fn searches_and_sql_run_cleanly_while_ingestion_and_optimize_write() {
         for reader in readers {
             reader.await.unwrap();
         }
-        assert!(searches.load(Ordering::SeqCst) > 0 && queries.load(Ordering::SeqCst) > 0);
+        let (searches, queries) = (searches.load(Ordering::SeqCst), queries.load(Ordering::SeqCst));
+        let versions_read = versions_read.lock().unwrap().len();
+        assert!(
+            searches > 0 && queries > 0 && versions_read >= 3,
+            "{searches} searches and {queries} SQL rounds finished during the writes, \
+             over {versions_read} table versions"
+        );
         assert_eq!(summary.files_indexed, 90, "{summary}");
 
         // The end state is v2, whole: every file once, with its new text.

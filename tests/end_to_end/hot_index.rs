@@ -153,6 +153,107 @@ fn the_hot_index_finds_the_exact_neighbours_and_filters_first() {
 }
 
 #[test]
+fn the_hot_index_and_lance_agree_on_every_glob() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        // Paths with the characters SQL's LIKE treats specially (`_`, `%`, `\\`), a quote,
+        // a non-ASCII character and nested folders.
+        let paths = [
+            "src/a_b.rs",
+            "src/axb.rs",
+            "src/100%.rs",
+            "src/100x.rs",
+            "src/deep/x.rs",
+            "src/x.rs",
+            "src/\u{fc}.rs",
+            "lib/b_test.go",
+            "lib/b_test.go.orig",
+            "a\\b.rs",
+            "src/it's.rs",
+            "README",
+        ];
+        let vectors = MatryoshkaGenerator::new(MatryoshkaSpec::default()).sample(paths.len(), 0);
+        let meta = lancet::engine::TableMetadata::new(
+            crate::search::synthetic_model(vectors[0].len()),
+            TableDims::default(),
+        )
+        .unwrap();
+        let table = db.create_table("chunks", meta).await.unwrap();
+        let rows: Vec<_> = paths
+            .iter()
+            .zip(&vectors)
+            .map(|(path, v)| row(chunk("repo", path, "rust", 0, path), v.clone()))
+            .collect();
+        table.append(&rows).await.unwrap();
+        let lance = db.open_table("chunks").await.unwrap();
+        table
+            .open_hot_index(&HotIndexOptions::default())
+            .await
+            .unwrap();
+
+        let globs = [
+            "src/a_b.rs",
+            "src/100%.rs",
+            "src/*.rs",
+            "src/?.rs",
+            "*_test.go",
+            "*",
+            "**",
+            "a\\b.rs",
+            "src/it's.rs",
+            "**/x.rs",
+            "*.r?",
+            "src/100?.rs",
+            "README*",
+            "?",
+        ];
+        for glob in globs {
+            let request = SearchRequest::new(vectors[0].clone(), 100).filter(Filter {
+                path_glob: Some(glob.into()),
+                ..Filter::default()
+            });
+            let matched = |hits: Vec<lancet::engine::SearchHit>| {
+                let mut paths: Vec<String> = hits.into_iter().map(|h| h.path).collect();
+                paths.sort();
+                paths
+            };
+            assert!(table.search_row_ids(&request).await.unwrap().is_some());
+            let hot = matched(table.search(&request).await.unwrap());
+            let sql = matched(lance.search(&request).await.unwrap());
+            assert_eq!(
+                hot, sql,
+                "glob {glob:?}: hot index (left) and Lance's LIKE (right)"
+            );
+        }
+        // And the answers are the ones a glob means.
+        let only = |glob: &str| {
+            let request = SearchRequest::new(vectors[0].clone(), 100).filter(Filter {
+                path_glob: Some(glob.into()),
+                ..Filter::default()
+            });
+            let lance = &lance;
+            async move {
+                let mut paths: Vec<String> = lance
+                    .search(&request)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| h.path)
+                    .collect();
+                paths.sort();
+                paths
+            }
+        };
+        assert_eq!(only("src/a_b.rs").await, ["src/a_b.rs"]);
+        assert_eq!(only("src/100%.rs").await, ["src/100%.rs"]);
+        assert_eq!(only("src/?.rs").await, ["src/x.rs", "src/\u{fc}.rs"]);
+        assert_eq!(only("*_test.go").await, ["lib/b_test.go"]);
+        assert_eq!(only("**/x.rs").await, ["src/deep/x.rs", "src/x.rs"]);
+    });
+}
+
+#[test]
 fn the_hot_index_follows_inserts_rewrites_and_deletes() {
     runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -212,13 +313,22 @@ fn the_hot_index_follows_inserts_rewrites_and_deletes() {
         assert!(report.loaded && !report.rebuilt, "{report:?}");
         assert_eq!(report.rows, 3_000, "3,000 + 1 added - 1 deleted");
         assert!(report.inserted >= 2 && report.removed >= 2, "{report:?}");
+        // Both handles answer as exact search over the table as written now.
+        let mut now = data.clone();
+        now[42] = fresh[1].clone();
+        now.push(fresh[0].clone());
+        let (mut found_here, mut found_there, mut total) = (0, 0, 0);
         for q in generator.sample(10, 4) {
+            let truth = exact_top_k(&now, &q, 10, |i| i != 77);
             let request = SearchRequest::new(q, 10);
-            assert_eq!(
-                rows_of(&table, request.clone()).await,
-                rows_of(&other, request).await
-            );
+            found_here += recall(&rows_of(&table, request.clone()).await, &truth);
+            found_there += recall(&rows_of(&other, request).await, &truth);
+            total += truth.len();
         }
+        assert!(
+            found_here as f64 >= 0.95 * total as f64 && found_there as f64 >= 0.95 * total as f64,
+            "recall@10 {found_here}/{total} on the writing handle, {found_there}/{total} on the new one"
+        );
         // Opened again with nothing written since: loaded as saved, nothing read.
         let again = db.open_table("chunks").await.unwrap();
         let report = again
@@ -229,6 +339,47 @@ fn the_hot_index_follows_inserts_rewrites_and_deletes() {
             report.loaded && report.inserted == 0 && report.removed == 0,
             "{report:?}"
         );
+    });
+}
+
+#[test]
+fn rows_restored_from_before_the_index_are_caught_up_by_id() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).await.unwrap();
+        let data = MatryoshkaGenerator::new(MatryoshkaSpec::default()).sample(400, 0);
+        let table = table_of(&db, &data, TableDims::default()).await;
+        let before_delete = table.version().await.unwrap();
+        for i in 0..5 {
+            table
+                .delete_file("repo", &format!("src/{}/f{i}.x", language_of(i)))
+                .await
+                .unwrap();
+        }
+        table
+            .build_hot_index(&HotIndexOptions::default())
+            .await
+            .unwrap();
+
+        // Restoring the version before the deletes brings five rows back with their old
+        // lineage: nothing says they were written after the index's version.
+        table.lance().checkout(before_delete).await.unwrap();
+        table.lance().restore().await.unwrap();
+        let handle = db.open_table("chunks").await.unwrap();
+        let report = handle
+            .open_hot_index(&HotIndexOptions::default())
+            .await
+            .unwrap();
+        assert!(report.loaded && !report.rebuilt, "{report:?}");
+        assert_eq!(
+            (report.inserted, report.removed, report.rows),
+            (5, 0, 400),
+            "{report:?}"
+        );
+        for i in 0..5 {
+            let found = rows_of(&handle, SearchRequest::new(data[i].clone(), 1)).await;
+            assert_eq!(found, vec![i], "restored row {i} is found");
+        }
     });
 }
 
@@ -303,6 +454,42 @@ fn a_damaged_or_foreign_snapshot_is_rebuilt_not_trusted() {
             let found = rows_of(&handle, SearchRequest::new(data[500].clone(), 1)).await;
             assert_eq!(found, vec![500], "{what}");
         }
+
+        // A snapshot of another table of the same model and widths, copied in place of
+        // this one's, is foreign: the tables differ by creation, not by metadata.
+        let other = {
+            let meta = table.metadata().clone();
+            let other = db.create_table("other", meta).await.unwrap();
+            let rows: Vec<_> = data[..300]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    row(
+                        chunk("repo", &format!("src/go/f{i}.x"), "go", 0, "o"),
+                        v.clone(),
+                    )
+                })
+                .collect();
+            other.append(&rows).await.unwrap();
+            other
+                .build_hot_index(&HotIndexOptions::default())
+                .await
+                .unwrap();
+            other
+        };
+        assert_ne!(other.creation_id(), table.creation_id());
+        assert!(table.creation_id().is_some());
+        std::fs::remove_dir_all(&hot).unwrap();
+        crate::ingest::copy_dir(&dir.path().join("other.hot"), &hot);
+        let handle = db.open_table("chunks").await.unwrap();
+        let report = handle
+            .open_hot_index(&HotIndexOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            report.rebuilt && !report.loaded && report.rows == 1_000,
+            "{report:?}"
+        );
 
         // A table dropped and recreated under the same name never sees the old snapshot.
         db.drop_table("chunks").await.unwrap();

@@ -186,6 +186,14 @@ fn gitignore_is_respected_and_every_skip_reason_is_counted() {
         assert_eq!(skipped(SkipReason::Vendored), 2, "{summary}");
         assert_eq!(skipped(SkipReason::LockFile), 1, "{summary}");
         assert_eq!(skipped(SkipReason::UnknownLanguage), 1, "{summary}");
+        // `.gitignore` and `.hidden/` are hidden; `ignored/` (a folder, counted once) and
+        // `src/out.gen.rs` are named by `.gitignore`.
+        assert_eq!(skipped(SkipReason::Hidden), 2, "{summary}");
+        assert_eq!(skipped(SkipReason::Ignored), 2, "{summary}");
+        assert!(
+            summary.to_string().contains("skipped (hidden): 2"),
+            "{summary}"
+        );
         #[cfg(unix)]
         assert_eq!(
             (
@@ -207,6 +215,103 @@ fn gitignore_is_respected_and_every_skip_reason_is_counted() {
         assert_eq!((again.files_indexed, again.commits), (0, 0), "{again}");
         assert_eq!(again.files_unchanged, 2, "{again}");
     });
+}
+
+#[test]
+fn one_bad_option_does_not_empty_the_index() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        for name in ["a", "b", "c"] {
+            write(
+                &repo,
+                &format!("src/{name}.rs"),
+                format!("pub fn {name}() {{}}\n"),
+            );
+        }
+        let encoder = Arc::new(HashEncoder::new(32));
+        let table = table_for(&dir.path().join("db"), &encoder).await;
+        index(&table, &encoder, &repo).await;
+        let before = rows(&table).await;
+        assert_eq!(before.len(), 3);
+
+        // A size limit of one byte skips every file as too large: the run that would
+        // remove all three refuses, says why, and removes nothing.
+        let run = |max_file_bytes: u64, allow_remove_all: bool| {
+            let options = IngestOptions {
+                repo: "r".into(),
+                walk: WalkOptions {
+                    max_file_bytes,
+                    ..WalkOptions::default()
+                },
+                allow_remove_all,
+                ..IngestOptions::default()
+            };
+            let encoder: Arc<dyn Encoder> = encoder.clone();
+            let table = &table;
+            let repo = &repo;
+            async move { index_directory(table, encoder, repo, &options, &mut |_| {}).await }
+        };
+        let err = run(1, false).await.unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to remove all 3 indexed files")
+                && err.contains("3 too large")
+                && err.contains("--allow-remove-all"),
+            "{err}"
+        );
+        assert_eq!(rows(&table).await, before);
+
+        // Said on purpose, it goes through.
+        let summary = run(1, true).await.unwrap();
+        assert_eq!(summary.files_deleted, 3, "{summary}");
+        assert!(rows(&table).await.is_empty());
+
+        // Files really deleted from disk are removed without a word: nothing is left
+        // on disk that the run could have skipped by mistake.
+        index(&table, &encoder, &repo).await;
+        std::fs::remove_dir_all(repo.join("src")).unwrap();
+        let summary = run(1 << 20, false).await.unwrap();
+        assert_eq!(summary.files_deleted, 3, "{summary}");
+        assert!(rows(&table).await.is_empty());
+    });
+}
+
+#[test]
+fn a_job_whose_writer_fails_returns_the_error_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    // The broken chunk comes first; many one-file groups follow, so the encoder is
+    // still handing groups on when the writer refuses the first.
+    write(&repo, "src/a.rs", "pub fn poison_nan() {}\n");
+    for i in 0..30 {
+        write(
+            &repo,
+            &format!("src/m{i:02}.rs"),
+            format!("pub fn m{i}() {{}}\n"),
+        );
+    }
+    let (done, outcome) = std::sync::mpsc::channel();
+    let db = dir.path().join("db");
+    std::thread::spawn(move || {
+        let result = runtime().block_on(async {
+            let encoder = Arc::new(HashEncoder::new(32));
+            let table = table_for(&db, &encoder).await;
+            let options = IngestOptions {
+                repo: "r".into(),
+                commit_files: 1,
+                threads: 1,
+                ..IngestOptions::default()
+            };
+            let encoder: Arc<dyn Encoder> = encoder;
+            index_directory(&table, encoder, &repo, &options, &mut |_| {}).await
+        });
+        let _ = done.send(result.map(|s| s.to_string()).map_err(|e| e.to_string()));
+    });
+    let result = outcome
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the job hung after its writer failed");
+    let err = result.unwrap_err();
+    assert!(err.contains("NaN") && err.contains("src/a.rs"), "{err}");
 }
 
 #[test]
@@ -491,7 +596,7 @@ fn a_job_killed_with_sigkill_resumes_to_the_rows_of_an_uninterrupted_run() {
     });
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

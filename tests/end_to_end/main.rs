@@ -7,6 +7,7 @@ mod concurrency;
 mod encoder;
 mod hot_index;
 mod ingest;
+mod mcp;
 #[cfg(target_os = "linux")]
 mod permissions;
 mod search;

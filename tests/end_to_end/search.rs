@@ -8,7 +8,7 @@ use lancet::engine::{
 };
 use lancet::udf::{ModelIdentity, Pooling};
 
-fn synthetic_model(dim: usize) -> ModelIdentity {
+pub(crate) fn synthetic_model(dim: usize) -> ModelIdentity {
     ModelIdentity {
         id: "test/synthetic".into(),
         revision: "1".into(),

@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
 use lancet::engine::{Consistency, Database, Error, SearchRequest, TableDims, TableMetadata};
 use lancet::schemas::{columns as col, fp16_vectors};
-use lancet::udf::{matryoshka, Encoder};
+use lancet::udf::Encoder;
 
 const DIMS: TableDims = TableDims {
     full: 48,
@@ -61,14 +61,27 @@ fn fp16_vectors_and_metadata_round_trip() {
             .downcast_ref::<arrow_array::StringArray>()
             .unwrap();
         assert_eq!(full.len(), 3);
+        // Checked against the definition, not the writer's own function: the first
+        // `width` values of the pooled vector scaled to unit length, stored as fp16.
+        let truncated_unit = |pooled: &[f32], width: usize| -> Vec<f32> {
+            let norm = pooled[..width].iter().map(|x| x * x).sum::<f32>().sqrt();
+            pooled[..width].iter().map(|x| x / norm).collect()
+        };
         for i in 0..3 {
             let pooled = encoder.vector(text.value(i));
-            let expected = matryoshka::stored_vectors(&pooled, 48, 16).unwrap();
-            assert_eq!(full.row(i), matryoshka::to_f16(&expected.full).as_slice());
-            assert_eq!(
-                prefix.row(i),
-                matryoshka::to_f16(&expected.prefix).as_slice()
-            );
+            for (stored, width) in [(full.row(i), 48), (prefix.row(i), 16)] {
+                let expected = truncated_unit(&pooled, width);
+                assert_eq!(stored.len(), width);
+                for (got, want) in stored.iter().zip(&expected) {
+                    // fp16 keeps 11 significant bits: within 2^-11 relative, plus the
+                    // subnormal step.
+                    let got = got.to_f32();
+                    assert!(
+                        (got - want).abs() <= want.abs() / 2048.0 + 1e-7,
+                        "{got} vs {want}"
+                    );
+                }
+            }
         }
     });
 }

@@ -17,7 +17,7 @@ pub use language::LanguageMap;
 pub use pending::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
 pub use scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 pub use summary::{IngestSummary, SkipReason};
-pub use walk::{read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
+pub use walk::{content_hash, read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
 
 use crate::error::Result;
 use crate::store::ChunkTable;
@@ -50,6 +50,10 @@ pub struct IngestOptions {
     pub embed_batch: usize,
     /// Folder never walked (the database, when it lives inside the root).
     pub exclude: Option<PathBuf>,
+    /// Let a run remove every file the table holds for the repository even though some
+    /// of them are still on disk, skipped by this run's options. Off, such a run fails
+    /// before removing anything: one mistyped option must not empty an index.
+    pub allow_remove_all: bool,
 }
 
 impl Default for IngestOptions {
@@ -64,6 +68,7 @@ impl Default for IngestOptions {
             commit_chunks: 8_192,
             embed_batch: 64,
             exclude: None,
+            allow_remove_all: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk};
 use lancet_chunk::{ChunkOptions, Chunker};
 use lancet_udf::{Encoder, Task};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,7 +118,12 @@ pub(super) async fn run(
             }
             match event {
                 ScanEvent::Found(n) => lock(&summary).files_found = n,
-                ScanEvent::File(FileOutcome::Skipped(reason)) => lock(&summary).skip(reason),
+                ScanEvent::File(FileOutcome::Skipped(reason, path)) => {
+                    lock(&summary).skip(reason);
+                    if let Some(path) = path.filter(|_| reason != SkipReason::Vanished) {
+                        seen.skipped.insert(path, reason);
+                    }
+                }
                 ScanEvent::File(FileOutcome::Unreadable(path)) => {
                     lock(&summary).skip(SkipReason::Unreadable);
                     seen.keep_under(path);
@@ -164,7 +169,11 @@ pub(super) async fn run(
     };
 
     let joined = tokio::try_join!(assemble, write);
-    // The encoder thread ends once its queues close, which the join has done.
+    // The encoder thread ends once its queues close. The job queue closed with the
+    // assembling stage; the result queue is closed here, for when the join ended early
+    // on an error: an encoder blocked handing a group to a writer that is gone would
+    // otherwise wait forever.
+    drop(write_rx);
     let encoder_result = encoder_thread.join();
     let (seen, ()) = joined?;
     if encoder_result.is_err() {
@@ -176,6 +185,9 @@ pub(super) async fn run(
         .filter(|path| seen.is_gone(path))
         .map(|path| (options.repo.clone(), path.clone()))
         .collect();
+    if !options.allow_remove_all && vanished.len() == known.len() {
+        refuse_to_remove_all(&vanished, &seen, &options.repo)?;
+    }
     if !vanished.is_empty() {
         let written = table.replace_files(&vanished, &[]).await?;
         let mut s = lock(&summary);
@@ -189,11 +201,40 @@ pub(super) async fn run(
     Ok(summary)
 }
 
-/// What the scan saw of the tree: the files it read, and the unreadable paths whose
-/// rows must stay because nothing says they changed.
+/// Fails when a run would remove every file of `repo` although some are still on
+/// disk, skipped for this run's options (a size limit wrapped to zero, a wrong
+/// `.ignore`): the whole index would go for one mistake, so the user must say so.
+fn refuse_to_remove_all(vanished: &[(String, String)], seen: &Seen, repo: &str) -> Result<()> {
+    let mut on_disk: BTreeMap<SkipReason, usize> = BTreeMap::new();
+    for (_, path) in vanished {
+        if let Some(reason) = seen.skipped_reason(path) {
+            *on_disk.entry(reason).or_default() += 1;
+        }
+    }
+    if on_disk.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = on_disk
+        .iter()
+        .map(|(reason, n)| format!("{n} {}", reason.as_str()))
+        .collect();
+    Err(Error::Ingest(format!(
+        "refusing to remove all {} indexed files of repository `{repo}`: {} of them are \
+         still on disk but this run skipped them ({}); check the size, language and \
+         ignore options, or pass --allow-remove-all to remove them anyway",
+        vanished.len(),
+        on_disk.values().sum::<usize>(),
+        reasons.join(", ")
+    )))
+}
+
+/// What the scan saw of the tree: the files it read, the files and folders it skipped,
+/// and the unreadable paths whose rows must stay because nothing says they changed.
 #[derive(Default)]
 struct Seen {
     files: HashSet<String>,
+    /// Skipped files and folders still on disk, with the reason.
+    skipped: HashMap<String, SkipReason>,
     /// Unreadable files and folders (a folder keeps every file below it).
     kept: Vec<String>,
     /// An unreadable path the walk could not name, or the root itself.
@@ -213,11 +254,22 @@ impl Seen {
     fn is_gone(&self, path: &str) -> bool {
         !self.keep_all
             && !self.files.contains(path)
-            && !self.kept.iter().any(|kept| {
-                path.strip_prefix(kept.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
+            && !self.kept.iter().any(|kept| is_at_or_under(path, kept))
     }
+
+    /// Why a file the table holds was skipped, when it (or a folder above it) was.
+    fn skipped_reason(&self, path: &str) -> Option<SkipReason> {
+        let folders = path.rmatch_indices('/').map(|(slash, _)| &path[..slash]);
+        std::iter::once(path)
+            .chain(folders)
+            .find_map(|at| self.skipped.get(at).copied())
+    }
+}
+
+/// Whether `path` is `folder` or lies below it (`/`-separated relative paths).
+fn is_at_or_under(path: &str, folder: &str) -> bool {
+    path.strip_prefix(folder)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

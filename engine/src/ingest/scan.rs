@@ -31,8 +31,9 @@ pub struct ChunkedFile {
 /// What became of one file.
 #[derive(Debug)]
 pub enum FileOutcome {
-    /// Not indexed, with the reason.
-    Skipped(SkipReason),
+    /// Not indexed, with the reason and the path relative to the root (`None` when it
+    /// has no UTF-8 name there).
+    Skipped(SkipReason, Option<String>),
     /// A file or folder that exists but could not be read (permissions, an I/O error):
     /// what the table holds for it is kept, since it is not known to have changed.
     /// `None` when the walk could not name the path (or it is the root): keep everything.
@@ -103,7 +104,7 @@ fn walk_and_dispatch(
             WalkItem::Skipped(reason, path) => {
                 let outcome = match reason {
                     SkipReason::Unreadable => FileOutcome::Unreadable(relative(&root, &path)),
-                    reason => FileOutcome::Skipped(reason),
+                    reason => FileOutcome::Skipped(reason, relative(&root, &path)),
                 };
                 if events.blocking_send(ScanEvent::File(outcome)).is_err() {
                     return;
@@ -174,7 +175,7 @@ fn outcome_of(
     let file = match read_source(candidate, &options.walk) {
         Ok(file) => file,
         Err(SkipReason::Unreadable) => return FileOutcome::Unreadable(Some(rel_path)),
-        Err(reason) => return FileOutcome::Skipped(reason),
+        Err(reason) => return FileOutcome::Skipped(reason, Some(rel_path)),
     };
     if known.get(&file.rel_path) == Some(&file.hash) {
         return FileOutcome::Unchanged(file.rel_path);

@@ -33,6 +33,10 @@ pub enum SkipReason {
     Empty,
     /// Not a regular file (a FIFO, socket or device): opening one can block forever.
     Special,
+    /// A hidden file or folder (its name starts with `.`), unless hidden files are walked.
+    Hidden,
+    /// A file or folder that a `.gitignore`, `.ignore` or `.git/info/exclude` names.
+    Ignored,
 }
 
 impl SkipReason {
@@ -51,6 +55,8 @@ impl SkipReason {
             SkipReason::NonUtf8Name => "non-UTF-8 name",
             SkipReason::Empty => "empty",
             SkipReason::Special => "not a regular file",
+            SkipReason::Hidden => "hidden",
+            SkipReason::Ignored => "ignored",
         }
     }
 }

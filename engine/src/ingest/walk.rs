@@ -4,6 +4,7 @@
 use super::language::LanguageMap;
 use super::summary::SkipReason;
 use ignore::WalkBuilder;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -110,7 +111,8 @@ pub enum WalkItem {
 }
 
 /// Walks `root` and yields every file's outcome, in file-name order, reading nothing
-/// but directories ([`read_source`] reads the files). `exclude` (the database folder)
+/// but directories ([`read_source`] reads the files); the hidden and ignored files and
+/// folders the walk left out come last, each folder once. `exclude` (the database folder)
 /// is never entered.
 pub fn walk<'a>(
     root: &'a Path,
@@ -118,6 +120,10 @@ pub fn walk<'a>(
     exclude: Option<PathBuf>,
 ) -> impl Iterator<Item = WalkItem> + 'a {
     let skip_vendored = options.skip_vendored;
+    let is_excluded = {
+        let exclude = exclude.clone();
+        move |path: &Path| exclude.as_deref() == Some(path)
+    };
     let walker = WalkBuilder::new(root)
         .hidden(!options.include_hidden)
         .follow_links(options.follow_symlinks)
@@ -128,47 +134,128 @@ pub fn walk<'a>(
         .parents(true)
         .require_git(false)
         .filter_entry(move |entry| {
-            let name = entry.file_name().to_string_lossy();
-            if entry.file_type().is_some_and(|t| t.is_dir()) {
-                if name == ".git" {
-                    return false;
-                }
-                if exclude.as_deref() == Some(entry.path()) {
-                    return false;
-                }
-            }
-            true
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            !(is_dir && (entry.file_name() == ".git" || is_excluded(entry.path())))
         })
         .sort_by_file_name(|a, b| a.cmp(b))
         .build();
-    walker.filter_map(move |entry| {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => {
-                let path = error_path(&err).unwrap_or_default();
-                return Some(WalkItem::Skipped(SkipReason::Unreadable, path));
+    let mut unlisted = Unlisted {
+        exclude,
+        include_hidden: options.include_hidden,
+        pending: BTreeSet::new(),
+    };
+    let mut walker = walker;
+    let mut filtered: Option<std::vec::IntoIter<WalkItem>> = None;
+    std::iter::from_fn(move || loop {
+        if let Some(filtered) = filtered.as_mut() {
+            return filtered.next();
+        }
+        match walker.next() {
+            Some(entry) => {
+                unlisted.saw(&entry);
+                if let Some(item) = item_of(entry, root, options, skip_vendored) {
+                    return Some(item);
+                }
             }
-        };
-        let path = entry.path().to_path_buf();
-        let file_type = entry.file_type()?;
-        if file_type.is_symlink() {
-            return Some(WalkItem::Skipped(SkipReason::Symlink, path));
+            None => filtered = Some(unlisted.take_items().into_iter()),
         }
-        if file_type.is_dir() {
-            return None;
-        }
-        if !file_type.is_file() {
-            return Some(WalkItem::Skipped(SkipReason::Special, path));
-        }
-        let rel = path.strip_prefix(root).unwrap_or(&path);
-        let vendored = rel
-            .components()
-            .any(|c| VENDORED_DIRS.contains(&c.as_os_str().to_string_lossy().as_ref()));
-        if skip_vendored && vendored {
-            return Some(WalkItem::Skipped(SkipReason::Vendored, path));
-        }
-        Some(classify(&path, rel, options))
     })
+}
+
+/// What one walker entry becomes; `None` for folders, which only hold files.
+fn item_of(
+    entry: Result<ignore::DirEntry, ignore::Error>,
+    root: &Path,
+    options: &WalkOptions,
+    skip_vendored: bool,
+) -> Option<WalkItem> {
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(err) => {
+            let path = error_path(&err).unwrap_or_default();
+            return Some(WalkItem::Skipped(SkipReason::Unreadable, path));
+        }
+    };
+    let path = entry.path().to_path_buf();
+    let file_type = entry.file_type()?;
+    if file_type.is_symlink() {
+        return Some(WalkItem::Skipped(SkipReason::Symlink, path));
+    }
+    if file_type.is_dir() {
+        return None;
+    }
+    if !file_type.is_file() {
+        return Some(WalkItem::Skipped(SkipReason::Special, path));
+    }
+    let rel = path.strip_prefix(root).unwrap_or(&path);
+    let vendored = rel
+        .components()
+        .any(|c| VENDORED_DIRS.contains(&c.as_os_str().to_string_lossy().as_ref()));
+    if skip_vendored && vendored {
+        return Some(WalkItem::Skipped(SkipReason::Vendored, path));
+    }
+    Some(classify(&path, rel, options))
+}
+
+/// The entries the walker leaves out without a word (hidden files, paths a `.gitignore`
+/// or `.ignore` names), so that the summary can count them: the children of every folder
+/// it entered, less the entries it yielded. A filtered folder counts once, unentered.
+struct Unlisted {
+    exclude: Option<PathBuf>,
+    include_hidden: bool,
+    pending: BTreeSet<PathBuf>,
+}
+
+impl Unlisted {
+    fn saw(&mut self, entry: &Result<ignore::DirEntry, ignore::Error>) {
+        match entry {
+            Ok(entry) => {
+                self.pending.remove(entry.path());
+                if entry.file_type().is_some_and(|t| t.is_dir()) {
+                    self.list(entry.path());
+                }
+            }
+            Err(err) => {
+                if let Some(path) = error_path(err) {
+                    self.pending.remove(&path);
+                }
+            }
+        }
+    }
+
+    /// Notes a folder's children as expected; `.git` and the excluded folder are not
+    /// the user's files and go uncounted. A folder that cannot be listed is the walker's
+    /// `unreadable` already.
+    fn list(&mut self, dir: &Path) {
+        let Ok(children) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for child in children.flatten() {
+            let path = child.path();
+            let is_git = child.file_name() == ".git" && child.file_type().is_ok_and(|t| t.is_dir());
+            if !is_git && self.exclude.as_deref() != Some(path.as_path()) {
+                self.pending.insert(path);
+            }
+        }
+    }
+
+    /// What is still expected once the walk has ended, in path order.
+    fn take_items(&mut self) -> Vec<WalkItem> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|path| {
+                let dotted = path
+                    .file_name()
+                    .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."));
+                let reason = if dotted && !self.include_hidden {
+                    SkipReason::Hidden
+                } else {
+                    SkipReason::Ignored
+                };
+                WalkItem::Skipped(reason, path)
+            })
+            .collect()
+    }
 }
 
 /// Reads a candidate and applies the content checks (size, binary, generated).
@@ -209,7 +296,7 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(SkipReason::Empty);
     }
-    let hash = blake3::hash(&bytes).to_hex()[..32].to_string();
+    let hash = content_hash(&bytes);
     let read = bytes.len() as u64;
     let (text, lossy) = match String::from_utf8(bytes) {
         Ok(text) => (text, false),
@@ -223,6 +310,11 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
         hash,
         lossy,
     })
+}
+
+/// The hash the table records for a file's bytes (`file_hash`): 128 bits of BLAKE3, hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..32].to_string()
 }
 
 /// Opens `path` for reading. On Unix the open does not wait: a file replaced by a FIFO

@@ -9,6 +9,7 @@
 
 mod filter;
 pub(crate) mod hot;
+mod located;
 pub(crate) mod rerank;
 mod text;
 pub(crate) mod vector;

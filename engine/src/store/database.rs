@@ -166,7 +166,13 @@ impl Database {
         if self.table_names().await?.iter().any(|n| n == name) {
             return Err(Error::TableExists(name.to_string()));
         }
-        let schema = Arc::new(chunk_schema(&metadata));
+        let schema = chunk_schema(&metadata);
+        let mut schema_metadata = schema.metadata().clone();
+        schema_metadata.insert(
+            super::table::CREATION_ID_KEY.to_string(),
+            super::table::new_creation_id(),
+        );
+        let schema = Arc::new(schema.with_metadata(schema_metadata));
         let table = self
             .connection
             .create_empty_table(name, schema)

@@ -193,6 +193,51 @@ where
 mod tests {
     use super::*;
 
+    use crate::error::Error;
+
+    fn conflict() -> Error {
+        Error::Lance(lancedb::Error::Lance {
+            source: lance_core::Error::commit_conflict_source(7, "another writer won".into()),
+        })
+    }
+
+    /// Runs `retry_on_conflict` over answers given in turn; returns its result and the
+    /// number of attempts made.
+    fn attempts(answers: Vec<Result<u32>>) -> (Result<u32>, usize) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        let result = runtime.block_on(retry_on_conflict(|| {
+            made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let next = answers
+                .lock()
+                .unwrap()
+                .next()
+                .expect("asked once too often");
+            async move { next }
+        }));
+        (result, made.into_inner())
+    }
+
+    #[test]
+    fn a_commit_conflict_is_retried_and_other_errors_are_not() {
+        let (result, made) = attempts(vec![Err(conflict()), Err(conflict()), Ok(5)]);
+        assert_eq!((result.unwrap(), made), (5, 3));
+
+        let bad = Err(Error::InvalidArgument("bad".into()));
+        let (result, made) = attempts(vec![bad, Ok(5)]);
+        assert!(matches!(result, Err(Error::InvalidArgument(_))) && made == 1);
+
+        // A conflict that never clears is returned after the last retry.
+        let always = (0..=CONFLICT_RETRIES).map(|_| Err(conflict())).collect();
+        let (result, made) = attempts(always);
+        assert!(result.unwrap_err().is_commit_conflict());
+        assert_eq!(made, CONFLICT_RETRIES as usize + 1);
+    }
+
     #[test]
     fn partitions_grow_with_the_square_root() {
         assert_eq!(partitions_for(1), 1);

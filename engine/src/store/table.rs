@@ -45,6 +45,20 @@ impl std::fmt::Debug for ChunkTable {
     }
 }
 
+/// Schema metadata key of the random id a table is given when Lancet creates it.
+pub(super) const CREATION_ID_KEY: &str = "lancet.creation_id";
+
+/// A fresh creation id: 128 bits from the clock, the process and a counter, hashed.
+pub(super) fn new_creation_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = format!("{nanos}:{}:{count}", std::process::id());
+    blake3::hash(seed.as_bytes()).to_hex()[..32].to_string()
+}
+
 impl ChunkTable {
     pub(super) async fn from_lance(table: Table, derived_dir: Option<PathBuf>) -> Result<Self> {
         let schema = table.schema().await?;
@@ -63,6 +77,17 @@ impl ChunkTable {
             derived_dir,
             attachments: Arc::default(),
         })
+    }
+
+    /// The random id the table was given when Lancet created it. It tells this table
+    /// apart from another of the same name, model and widths (one re-created in its
+    /// place, or data derived from a different table copied beside it). `None` for
+    /// tables created before Lancet recorded it.
+    pub fn creation_id(&self) -> Option<&str> {
+        self.schema
+            .metadata()
+            .get(CREATION_ID_KEY)
+            .map(String::as_str)
     }
 
     /// The table's name.

@@ -37,7 +37,12 @@ impl HashEncoder {
         self
     }
 
+    /// The vector of `text`; NaN throughout when the text holds the word `poison_nan`,
+    /// as a broken model might give.
     pub fn vector(&self, text: &str) -> Vec<f32> {
+        if text.contains("poison_nan") {
+            return vec![f32::NAN; self.identity.dim];
+        }
         let mut out = vec![0f32; self.identity.dim];
         for word in text
             .split(|c: char| !c.is_alphanumeric() && c != '_')

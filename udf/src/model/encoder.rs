@@ -4,13 +4,15 @@ use super::batching::token_budget_batches;
 use super::config::Qwen2Config;
 use super::device::DeviceSpec;
 use super::files::ModelFiles;
-use super::qwen2::Qwen2Model;
+use super::qwen2::{PrefixCache, Qwen2Model};
 use super::tokenizer::{TextTokenizer, Tokenized};
 use crate::{
     Embeddings, Encoder, Error, ModelIdentity, Pooling, Result, Role, TaskRole, PROMPT_SET,
 };
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// How a [`QwenEncoder`] is loaded and run.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,9 @@ pub struct QwenEncoder {
     pad_id: u32,
     identity: ModelIdentity,
     options: EncoderOptions,
+    /// Keys and values of each task prompt, computed at its first use (`None`: the
+    /// prompt has no tokens of its own to reuse).
+    prefixes: Mutex<HashMap<TaskRole, Option<Arc<PrefixCache>>>>,
 }
 
 impl QwenEncoder {
@@ -96,6 +101,7 @@ impl QwenEncoder {
             document_tokenizer,
             identity,
             options,
+            prefixes: Mutex::default(),
         })
     }
 
@@ -106,17 +112,62 @@ impl QwenEncoder {
         }
     }
 
-    fn run_batch(&self, inputs: &[&Tokenized]) -> Result<Vec<f32>> {
-        let max_len = inputs.iter().map(|t| t.ids.len()).max().unwrap_or(1);
+    /// The task prompt's keys and values, computed once per task and role.
+    fn prefix(&self, task: TaskRole) -> Result<Option<Arc<PrefixCache>>> {
+        let mut prefixes = self.prefixes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cached) = prefixes.get(&task) {
+            return Ok(cached.clone());
+        }
+        let ids = self.tokenizer(task.role).bare_ids(task.prompt())?;
+        let cache = if ids.is_empty() || ids.len() >= self.model.max_positions() {
+            None
+        } else {
+            Some(Arc::new(self.model.prefix_cache(&ids)?))
+        };
+        prefixes.insert(task, cache.clone());
+        Ok(cache)
+    }
+
+    /// Pooled vectors of `inputs` (token ids; with `prefix`, the ids after it).
+    fn run_batch(&self, inputs: &[&[u32]], prefix: Option<&PrefixCache>) -> Result<Vec<f32>> {
+        let max_len = inputs.iter().map(|t| t.len()).max().unwrap_or(1);
         let mut ids = Vec::with_capacity(inputs.len() * max_len);
         for t in inputs {
-            ids.extend_from_slice(&t.ids);
-            ids.extend(std::iter::repeat_n(self.pad_id, max_len - t.ids.len()));
+            ids.extend_from_slice(t);
+            ids.extend(std::iter::repeat_n(self.pad_id, max_len - t.len()));
         }
-        let lengths: Vec<usize> = inputs.iter().map(|t| t.ids.len()).collect();
+        let lengths: Vec<usize> = inputs.iter().map(|t| t.len()).collect();
         let ids = Tensor::from_vec(ids, (inputs.len(), max_len), self.model.device())?;
-        let pooled = self.model.forward_last_token(&ids, &lengths)?;
+        let pooled = self.model.forward_last_token(&ids, &lengths, prefix)?;
         Ok(pooled.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Encodes `rows` (indices into `tokenized`) into `data`, in token-budget batches;
+    /// with `prefix`, every row starts with it and only the ids after it are run.
+    fn encode_rows(
+        &self,
+        tokenized: &[Tokenized],
+        rows: &[usize],
+        prefix: Option<&PrefixCache>,
+        data: &mut [f32],
+    ) -> Result<()> {
+        let dim = self.identity.dim;
+        let skip = prefix.map_or(0, |p| p.ids().len());
+        let inputs: Vec<&[u32]> = rows.iter().map(|&i| &tokenized[i].ids[skip..]).collect();
+        let lengths: Vec<usize> = inputs.iter().map(|ids| ids.len()).collect();
+        let budget = self
+            .options
+            .batch_tokens
+            .unwrap_or(self.options.device.default_batch_tokens());
+        for batch in token_budget_batches(&lengths, budget) {
+            let batch_inputs: Vec<&[u32]> = batch.iter().map(|&j| inputs[j]).collect();
+            let pooled = self.run_batch(&batch_inputs, prefix)?;
+            for (row, &j) in batch.iter().enumerate() {
+                let i = rows[j];
+                data[i * dim..(i + 1) * dim].copy_from_slice(&pooled[row * dim..(row + 1) * dim]);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -141,17 +192,13 @@ impl Encoder for QwenEncoder {
         }
         let lengths: Vec<usize> = tokenized.iter().map(|t| t.ids.len()).collect();
         let mut data = vec![0f32; texts.len() * dim];
-        let budget = self
-            .options
-            .batch_tokens
-            .unwrap_or(self.options.device.default_batch_tokens());
-        for batch in token_budget_batches(&lengths, budget) {
-            let inputs: Vec<&Tokenized> = batch.iter().map(|&i| &tokenized[i]).collect();
-            let pooled = self.run_batch(&inputs)?;
-            for (row, &i) in batch.iter().enumerate() {
-                data[i * dim..(i + 1) * dim].copy_from_slice(&pooled[row * dim..(row + 1) * dim]);
-            }
-        }
+        // Rows that open with the prompt's own tokens reuse its keys and values; the
+        // rest (a prompt whose last token merged with the text's first) run whole.
+        let prefix = self.prefix(task)?;
+        let (after_prefix, whole): (Vec<usize>, Vec<usize>) = (0..texts.len())
+            .partition(|&i| prefix.as_ref().is_some_and(|p| p.opens(&tokenized[i].ids)));
+        self.encode_rows(&tokenized, &after_prefix, prefix.as_deref(), &mut data)?;
+        self.encode_rows(&tokenized, &whole, None, &mut data)?;
         Ok(Embeddings {
             dim,
             data,

@@ -135,7 +135,13 @@ impl ModelFiles {
         if std::env::var_os("HF_HOME").is_none() && std::env::var_os("HOME").is_none() {
             return None;
         }
-        let repo = hf_hub::Cache::from_env().model(id.to_string());
+        Self::from_cache_in(&hf_hub::Cache::from_env(), id)
+    }
+
+    /// The files of `id` in one Hugging Face cache (`models--owner--name/refs/main` names
+    /// the snapshot folder holding them); `None` when any is missing.
+    fn from_cache_in(cache: &hf_hub::Cache, id: &str) -> Option<Self> {
+        let repo = cache.model(id.to_string());
         let config = repo.get(CONFIG)?;
         let tokenizer = repo.get(TOKENIZER)?;
         let weights = match repo.get(SINGLE_WEIGHTS) {
@@ -270,6 +276,65 @@ fn is_hub_id(spec: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `files` into a Hugging Face cache snapshot of `id`, as the hub client does.
+    fn cached(hub: &Path, id: &str, files: &[(&str, &str)]) -> PathBuf {
+        let repo = hub.join(format!("models--{}", id.replace('/', "--")));
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), commit).unwrap();
+        let snapshot = repo.join("snapshots").join(commit);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        for (name, text) in files {
+            std::fs::write(snapshot.join(name), text).unwrap();
+        }
+        snapshot
+    }
+
+    #[test]
+    fn a_hub_model_is_found_in_the_cache_with_single_or_sharded_weights() {
+        let hub = tempfile::tempdir().unwrap();
+        let cache = hf_hub::Cache::new(hub.path().to_path_buf());
+        let single = cached(
+            hub.path(),
+            "org/single",
+            &[(CONFIG, "{}"), (TOKENIZER, "{}"), (SINGLE_WEIGHTS, "")],
+        );
+        let files = ModelFiles::from_cache_in(&cache, "org/single").unwrap();
+        assert_eq!(files.id, "org/single");
+        assert_eq!(files.config, single.join(CONFIG));
+        assert_eq!(files.tokenizer, single.join(TOKENIZER));
+        assert_eq!(files.weights, vec![single.join(SINGLE_WEIGHTS)]);
+
+        let index = r#"{"weight_map": {"a": "model-00002-of-00002.safetensors",
+            "b": "model-00001-of-00002.safetensors", "c": "model-00002-of-00002.safetensors"}}"#;
+        let sharded = cached(
+            hub.path(),
+            "org/sharded",
+            &[(CONFIG, "{}"), (TOKENIZER, "{}"), (WEIGHTS_INDEX, index)],
+        );
+        // One shard missing: not in the cache (the hub would be asked for it).
+        std::fs::write(sharded.join("model-00001-of-00002.safetensors"), "").unwrap();
+        assert_eq!(ModelFiles::from_cache_in(&cache, "org/sharded"), None);
+        std::fs::write(sharded.join("model-00002-of-00002.safetensors"), "").unwrap();
+        let files = ModelFiles::from_cache_in(&cache, "org/sharded").unwrap();
+        assert_eq!(
+            files.weights,
+            vec![
+                sharded.join("model-00001-of-00002.safetensors"),
+                sharded.join("model-00002-of-00002.safetensors"),
+            ]
+        );
+
+        // No tokenizer, or a model never fetched: not in the cache.
+        cached(
+            hub.path(),
+            "org/partial",
+            &[(CONFIG, "{}"), (SINGLE_WEIGHTS, "")],
+        );
+        assert_eq!(ModelFiles::from_cache_in(&cache, "org/partial"), None);
+        assert_eq!(ModelFiles::from_cache_in(&cache, "org/absent"), None);
+    }
 
     #[test]
     fn hub_ids_and_paths_are_told_apart() {

@@ -7,6 +7,7 @@ mod device;
 mod encoder;
 mod files;
 mod qwen2;
+mod random;
 mod tokenizer;
 
 pub use batching::token_budget_batches;
@@ -14,5 +15,6 @@ pub use config::Qwen2Config;
 pub use device::DeviceSpec;
 pub use encoder::{EncoderOptions, QwenEncoder};
 pub use files::{ModelFiles, DEFAULT_MODEL};
-pub use qwen2::Qwen2Model;
+pub use qwen2::{PrefixCache, Qwen2Model};
+pub use random::RandomWeights;
 pub use tokenizer::{TextTokenizer, Tokenized};

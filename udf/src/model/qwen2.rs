@@ -1,8 +1,16 @@
-//! A Qwen2 decoder written for encoding: `&self` (no KV cache, shareable across
-//! threads), causal attention with grouped-query heads and q/k/v bias, RoPE tables in f32,
-//! RMSNorm, SwiGLU MLP. Batches are right-padded: under a causal mask real tokens never
-//! see the pads after them, so every row equals its unpadded run, and each row is pooled
-//! at its own last token.
+//! A Qwen2 decoder written for encoding: `&self` (shareable across threads), causal
+//! attention with grouped-query heads and q/k/v bias, RoPE tables in f32, RMSNorm, SwiGLU
+//! MLP. Batches are right-padded: under a causal mask real tokens never see the pads after
+//! them, so every row equals its unpadded run, and each row is pooled at its own last token.
+//!
+//! Pooling one token per row allows exact shortcuts, all in [`Qwen2Model::forward_last_token`]
+//! ([`Qwen2Model::forward_full`] computes every position, as the reference):
+//! - the last layer needs keys and values at every position but its query, `o_proj` and MLP
+//!   only at the pooled one;
+//! - the task's instruction prefix opens every input of a task, so its keys and values
+//!   are computed once ([`PrefixCache`]) and each row runs only the tokens after it;
+//! - query heads that share a key/value head are stacked into one matrix product, so keys
+//!   and values are never copied per query head.
 
 use super::config::Qwen2Config;
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
@@ -50,10 +58,70 @@ impl RotaryTables {
         })
     }
 
-    fn apply(&self, q: &Tensor, k: &Tensor, seq_len: usize) -> Result<(Tensor, Tensor)> {
-        let cos = self.cos.narrow(0, 0, seq_len)?;
-        let sin = self.sin.narrow(0, 0, seq_len)?;
-        Ok((rope(q, &cos, &sin)?, rope(k, &cos, &sin)?))
+    /// Rotates `xs` (`[b, heads, len, d]`) as positions `offset..offset + len`.
+    fn apply(&self, xs: &Tensor, offset: usize) -> Result<Tensor> {
+        let len = xs.dim(2)?;
+        let cos = self.cos.narrow(0, offset, len)?;
+        let sin = self.sin.narrow(0, offset, len)?;
+        rope(xs, &cos, &sin)
+    }
+
+    /// Rotates `xs` (`[b, heads, 1, d]`) row `r` as position `positions[r]`.
+    fn apply_at(&self, xs: &Tensor, positions: &[u32]) -> Result<Tensor> {
+        let b = positions.len();
+        let at = Tensor::from_slice(positions, b, self.cos.device())?;
+        let half = self.cos.dim(1)?;
+        let cos = self.cos.index_select(&at, 0)?.reshape((b, 1, half))?;
+        let sin = self.sin.index_select(&at, 0)?.reshape((b, 1, half))?;
+        rope(xs, &cos, &sin)
+    }
+}
+
+/// Keys and values of an instruction prefix at every layer (`[1, kv, len, d]`, keys
+/// rotated), computed once and shared by every input that starts with its tokens.
+pub struct PrefixCache {
+    ids: Vec<u32>,
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+}
+
+impl PrefixCache {
+    /// The prefix's token ids.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// Whether `ids` starts with the prefix and has at least one token after it.
+    pub fn opens(&self, ids: &[u32]) -> bool {
+        ids.len() > self.ids.len() && ids.starts_with(&self.ids)
+    }
+}
+
+/// What one forward pass shares across layers: the rows' tokens run at positions
+/// `offset..`, after the prefix (if any) whose keys and values every layer prepends.
+struct Pass<'a> {
+    rotary: &'a RotaryTables,
+    prefix: Option<&'a PrefixCache>,
+    offset: usize,
+    /// Additive mask, `[1, 1, 1, len, offset + len]`.
+    mask: Tensor,
+}
+
+impl Pass<'_> {
+    /// `[b, kv, len, d]` keys or values of this pass with the prefix's prepended.
+    fn with_prefix(&self, layer: usize, xs: Tensor, keys: bool) -> Result<Tensor> {
+        let Some(prefix) = self.prefix else {
+            return Ok(xs);
+        };
+        let cached = if keys {
+            &prefix.keys[layer]
+        } else {
+            &prefix.values[layer]
+        };
+        let (b, kv, _, d) = xs.dims4()?;
+        let cached = cached.broadcast_as((b, kv, prefix.ids.len(), d))?;
+        // A concatenation along an inner axis comes back strided; the products need rows.
+        Tensor::cat(&[&cached, &xs], 2)?.contiguous()
     }
 }
 
@@ -82,39 +150,87 @@ impl Attention {
         })
     }
 
-    fn forward(&self, xs: &Tensor, rotary: &RotaryTables, mask: &Tensor) -> Result<Tensor> {
+    /// `[b, heads|kv, len, d]` from `[b, len, heads|kv * d]`.
+    fn split(&self, xs: Tensor, heads: usize) -> Result<Tensor> {
         let (b, l, _) = xs.dims3()?;
-        let split = |t: Tensor, heads: usize| {
-            t.reshape((b, l, heads, self.head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.q_proj.forward(xs)?, self.heads)?;
-        let k = split(self.k_proj.forward(xs)?, self.kv_heads)?;
-        let v = split(self.v_proj.forward(xs)?, self.kv_heads)?;
-        let (q, k) = rotary.apply(&q, &k, l)?;
-        let groups = self.heads / self.kv_heads;
-        let k = repeat_kv(k, groups)?;
-        let v = repeat_kv(v, groups)?;
-        // Scale q before the product: keeps fp16 scores in range.
-        let q = (q * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v)?;
+        xs.reshape((b, l, heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Rotated keys and the values of `xs` (normed), `[b, kv, len, d]`.
+    fn keys_values(&self, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor)> {
+        let k = self.split(self.k_proj.forward(xs)?, self.kv_heads)?;
+        let v = self.split(self.v_proj.forward(xs)?, self.kv_heads)?;
+        Ok((pass.rotary.apply(&k, pass.offset)?, v))
+    }
+
+    /// Attention at every position of `xs` (normed, `[b, len, hidden]`); also returns
+    /// this pass's rotated keys and values, for a prefix cache.
+    fn forward(&self, layer: usize, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, l, _) = xs.dims3()?;
+        let q = self.split(self.q_proj.forward(xs)?, self.heads)?;
+        let q = pass.rotary.apply(&q, pass.offset)?;
+        let (k, v) = self.keys_values(xs, pass)?;
+        let all_k = pass.with_prefix(layer, k.clone(), true)?;
+        let all_v = pass.with_prefix(layer, v.clone(), false)?;
+        let out = self.grouped(&q, &all_k, &all_v, &pass.mask)?;
         let out = out
             .transpose(1, 2)?
             .reshape((b, l, self.heads * self.head_dim))?;
-        self.o_proj.forward(&out)
+        Ok((self.o_proj.forward(&out)?, k, v))
     }
-}
 
-/// `[b, kv, l, d]` -> `[b, kv * groups, l, d]`, each key/value head repeated for its group.
-fn repeat_kv(xs: Tensor, groups: usize) -> Result<Tensor> {
-    if groups == 1 {
-        return Ok(xs);
+    /// Attention of one query per row: row `r` of `pooled` (normed, `[b, hidden]`) at
+    /// position `positions[r]` over all of `xs`'s keys and values up to it.
+    fn forward_pooled(
+        &self,
+        layer: usize,
+        xs: &Tensor,
+        pooled: &Tensor,
+        positions: &[u32],
+        pass: &Pass,
+    ) -> Result<Tensor> {
+        let b = positions.len();
+        let q = self
+            .q_proj
+            .forward(pooled)?
+            .reshape((b, 1, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let q = pass.rotary.apply_at(&q, positions)?;
+        let (k, v) = self.keys_values(xs, pass)?;
+        let all_k = pass.with_prefix(layer, k, true)?;
+        let all_v = pass.with_prefix(layer, v, false)?;
+        let keys = all_k.dim(2)?;
+        let mask: Vec<f32> = positions
+            .iter()
+            .flat_map(|&p| {
+                (0..keys).map(move |j| if j as u32 > p { f32::NEG_INFINITY } else { 0.0 })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, 1, 1, keys), xs.device())?.to_dtype(xs.dtype())?;
+        let out = self.grouped(&q, &all_k, &all_v, &mask)?;
+        self.o_proj
+            .forward(&out.reshape((b, self.heads * self.head_dim))?)
     }
-    let (b, kv, l, d) = xs.dims4()?;
-    Tensor::cat(&vec![&xs; groups], 2)?.reshape((b, kv * groups, l, d))
+
+    /// Softmax attention of `q` (`[b, heads, s, d]`) over `k`, `v` (`[b, kv, t, d]`)
+    /// under an additive `mask` (`[1|b, 1, 1, s, t]`). The query heads sharing a
+    /// key/value head are stacked into one product instead of copying K and V per head.
+    fn grouped(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, heads, s, d) = q.dims4()?;
+        let (kv, t) = (self.kv_heads, k.dim(2)?);
+        let groups = heads / kv;
+        // Scale q before the product: keeps low-precision scores in range.
+        let q = (q * (1.0 / (d as f64).sqrt()))?.reshape((b, kv, groups * s, d))?;
+        let scores = q
+            .matmul(&k.t()?)?
+            .reshape((b, kv, groups, s, t))?
+            .broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kv, groups * s, t))?;
+        probs.matmul(v)?.reshape((b, heads, s, d))
+    }
 }
 
 struct Mlp {
@@ -164,11 +280,40 @@ impl DecoderLayer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, rotary: &RotaryTables, mask: &Tensor) -> Result<Tensor> {
-        let attn = self
-            .self_attn
-            .forward(&self.input_layernorm.forward(xs)?, rotary, mask)?;
+    /// The layer at every position; also returns its rotated keys and values.
+    fn forward(&self, layer: usize, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor, Tensor)> {
+        let (attn, k, v) =
+            self.self_attn
+                .forward(layer, &self.input_layernorm.forward(xs)?, pass)?;
         let xs = (xs + attn)?;
+        let mlp = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&xs)?)?;
+        Ok(((xs + mlp)?, k, v))
+    }
+
+    /// The layer's output at one position per row: `last[r]` of row `r` (`[b, hidden]`).
+    fn forward_pooled(
+        &self,
+        layer: usize,
+        xs: &Tensor,
+        last: &[usize],
+        pass: &Pass,
+    ) -> Result<Tensor> {
+        let normed = self.input_layernorm.forward(xs)?;
+        let pick = |t: &Tensor| -> Result<Tensor> {
+            let rows: Vec<Tensor> = last
+                .iter()
+                .enumerate()
+                .map(|(row, &i)| t.i((row, i)))
+                .collect::<Result<_>>()?;
+            Tensor::stack(&rows, 0)
+        };
+        let positions: Vec<u32> = last.iter().map(|&i| (pass.offset + i) as u32).collect();
+        let attn =
+            self.self_attn
+                .forward_pooled(layer, &normed, &pick(&normed)?, &positions, pass)?;
+        let xs = (pick(xs)? + attn)?;
         let mlp = self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&xs)?)?;
@@ -221,24 +366,86 @@ impl Qwen2Model {
         &self.device
     }
 
-    /// Encodes right-padded `ids` (`[batch, len]`, u32) whose rows hold `lengths[b]` real
-    /// tokens, and returns each row's final-norm hidden state at its last real token,
-    /// in f32 (`[batch, hidden]`).
-    pub fn forward_last_token(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+    fn check_batch(&self, ids: &Tensor, lengths: &[usize], offset: usize) -> Result<usize> {
         let (b, l) = ids.dims2()?;
         if lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > l) {
             candle_core::bail!("lengths {lengths:?} do not fit a batch of {b} x {l}");
         }
-        if l > self.max_positions {
+        if offset + l > self.max_positions {
             candle_core::bail!(
-                "sequence of {l} tokens exceeds {} positions",
+                "sequence of {} tokens exceeds {} positions",
+                offset + l,
                 self.max_positions
             );
         }
+        Ok(l)
+    }
+
+    fn pass<'a>(&'a self, prefix: Option<&'a PrefixCache>, len: usize) -> Result<Pass<'a>> {
+        let offset = prefix.map_or(0, |p| p.ids.len());
+        Ok(Pass {
+            rotary: &self.rotary,
+            prefix,
+            offset,
+            mask: causal_mask(len, offset, self.dtype, &self.device)?,
+        })
+    }
+
+    /// Computes the keys and values of an instruction prefix (`ids`) at every layer, for
+    /// [`forward_last_token`](Self::forward_last_token) to reuse.
+    pub fn prefix_cache(&self, ids: &[u32]) -> Result<PrefixCache> {
+        let tokens = Tensor::from_slice(ids, (1, ids.len()), &self.device)?;
+        self.check_batch(&tokens, &[ids.len()], 0)?;
+        let pass = self.pass(None, ids.len())?;
+        let mut xs = self.embed_tokens.forward(&tokens)?;
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (next, k, v) = layer.forward(i, &xs, &pass)?;
+            xs = next;
+            keys.push(k);
+            values.push(v);
+        }
+        Ok(PrefixCache {
+            ids: ids.to_vec(),
+            keys,
+            values,
+        })
+    }
+
+    /// Encodes right-padded `ids` (`[batch, len]`, u32) whose rows hold `lengths[b]` real
+    /// tokens, and returns each row's final-norm hidden state at its last real token,
+    /// in f32 (`[batch, hidden]`). With a `prefix`, `ids` are the tokens that follow it
+    /// in every row (the prefix itself is not repeated), and the result is the same as
+    /// encoding the prefix and the row together.
+    pub fn forward_last_token(
+        &self,
+        ids: &Tensor,
+        lengths: &[usize],
+        prefix: Option<&PrefixCache>,
+    ) -> Result<Tensor> {
+        let offset = prefix.map_or(0, |p| p.ids.len());
+        let l = self.check_batch(ids, lengths, offset)?;
+        let pass = self.pass(prefix, l)?;
+        let Some((last_layer, layers)) = self.layers.split_last() else {
+            candle_core::bail!("the model has no layers");
+        };
         let mut xs = self.embed_tokens.forward(ids)?;
-        let mask = causal_mask(l, self.dtype, &self.device)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, &self.rotary, &mask)?;
+        for (i, layer) in layers.iter().enumerate() {
+            xs = layer.forward(i, &xs, &pass)?.0;
+        }
+        let last: Vec<usize> = lengths.iter().map(|&n| n - 1).collect();
+        let pooled = last_layer.forward_pooled(layers.len(), &xs, &last, &pass)?;
+        self.norm.forward(&pooled)?.to_dtype(DType::F32)
+    }
+
+    /// The reference for [`forward_last_token`](Self::forward_last_token): every layer at
+    /// every position, then the last real token of each row.
+    pub fn forward_full(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        let l = self.check_batch(ids, lengths, 0)?;
+        let pass = self.pass(None, l)?;
+        let mut xs = self.embed_tokens.forward(ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            xs = layer.forward(i, &xs, &pass)?.0;
         }
         let last: Vec<Tensor> = lengths
             .iter()
@@ -250,10 +457,146 @@ impl Qwen2Model {
     }
 }
 
-/// `[1, 1, l, l]`: 0 on and below the diagonal, -inf above.
-fn causal_mask(l: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..l)
-        .flat_map(|i| (0..l).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+/// `[1, 1, 1, len, offset + len]`: query `i` (at position `offset + i`) sees every key
+/// up to its own position; -inf above.
+fn causal_mask(len: usize, offset: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
+    let keys = offset + len;
+    let mask: Vec<f32> = (0..len)
+        .flat_map(|i| {
+            (0..keys).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
         .collect();
-    Tensor::from_vec(mask, (1, 1, l, l), dev)?.to_dtype(dtype)
+    Tensor::from_vec(mask, (1, 1, 1, len, keys), dev)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RandomWeights;
+
+    const TINY: &str = r#"{
+      "model_type": "qwen2", "hidden_act": "silu", "vocab_size": 300, "hidden_size": 64,
+      "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "max_position_embeddings": 256, "rope_theta": 10000.0,
+      "rms_norm_eps": 1e-6, "tie_word_embeddings": true
+    }"#;
+
+    fn tiny() -> Qwen2Model {
+        let cfg = Qwen2Config::from_json(TINY, "tiny").unwrap();
+        let weights = RandomWeights { scale: 0.2 };
+        let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, Device::Cpu);
+        Qwen2Model::new(&cfg, vb, 256).unwrap()
+    }
+
+    fn ids(row: usize, len: usize) -> Vec<u32> {
+        (0..len)
+            .map(|i| ((row * 37 + i * 11) % 300) as u32)
+            .collect()
+    }
+
+    /// Right-pads `rows` into one batch.
+    fn batch(rows: &[Vec<u32>]) -> (Tensor, Vec<usize>) {
+        let max = rows.iter().map(Vec::len).max().unwrap();
+        let flat: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| {
+                r.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, max - r.len()))
+            })
+            .collect();
+        let lengths = rows.iter().map(Vec::len).collect();
+        (
+            Tensor::from_vec(flat, (rows.len(), max), &Device::Cpu).unwrap(),
+            lengths,
+        )
+    }
+
+    fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        let (a, b) = (a.to_vec2::<f32>().unwrap(), b.to_vec2::<f32>().unwrap());
+        assert_eq!((a.len(), a[0].len()), (b.len(), b[0].len()));
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn the_pooled_last_layer_equals_every_position_through_every_layer() {
+        let model = tiny();
+        let rows: Vec<Vec<u32>> = [9, 5, 1, 12, 2]
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| ids(r, n))
+            .collect();
+        let (ids, lengths) = batch(&rows);
+        let full = model.forward_full(&ids, &lengths).unwrap();
+        let pooled = model.forward_last_token(&ids, &lengths, None).unwrap();
+        let difference = max_difference(&full, &pooled);
+        assert!(difference < 1e-4, "{difference}");
+        // The output is not trivially equal: rows differ from each other.
+        let rows = full.to_vec2::<f32>().unwrap();
+        assert!(rows[0]
+            .iter()
+            .zip(&rows[1])
+            .any(|(a, b)| (a - b).abs() > 1e-2));
+    }
+
+    #[test]
+    fn a_cached_prefix_gives_what_encoding_it_with_each_row_gives() {
+        let model = tiny();
+        for prefix_len in [1, 4, 7] {
+            let prefix_ids = ids(99, prefix_len);
+            let cache = model.prefix_cache(&prefix_ids).unwrap();
+            let suffixes: Vec<Vec<u32>> = [1, 6, 13, 3]
+                .iter()
+                .enumerate()
+                .map(|(r, &n)| ids(r, n))
+                .collect();
+            let whole: Vec<Vec<u32>> = suffixes
+                .iter()
+                .map(|s| prefix_ids.iter().chain(s).copied().collect())
+                .collect();
+            assert!(whole.iter().all(|w| cache.opens(w)));
+            let (whole_ids, whole_lengths) = batch(&whole);
+            let (suffix_ids, suffix_lengths) = batch(&suffixes);
+            let reference = model.forward_full(&whole_ids, &whole_lengths).unwrap();
+            let reused = model
+                .forward_last_token(&suffix_ids, &suffix_lengths, Some(&cache))
+                .unwrap();
+            let difference = max_difference(&reference, &reused);
+            assert!(difference < 1e-4, "prefix of {prefix_len}: {difference}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_opens_only_longer_inputs_that_start_with_it() {
+        let model = tiny();
+        let cache = model.prefix_cache(&[5, 6, 7]).unwrap();
+        assert!(cache.opens(&[5, 6, 7, 8]));
+        assert!(
+            !cache.opens(&[5, 6, 7]),
+            "nothing after the prefix to pool on"
+        );
+        assert!(!cache.opens(&[5, 6, 8, 9]));
+        assert!(!cache.opens(&[5]));
+    }
+
+    #[test]
+    fn positions_past_the_tables_are_refused() {
+        let model = tiny();
+        let cache = model.prefix_cache(&ids(1, 200)).unwrap();
+        let (suffix, lengths) = batch(&[ids(2, 60)]);
+        let err = model
+            .forward_last_token(&suffix, &lengths, Some(&cache))
+            .unwrap_err();
+        assert!(err.to_string().contains("exceeds 256 positions"), "{err}");
+    }
 }

@@ -76,6 +76,14 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// Token ids of `text` alone: no special tokens, no limit.
+    pub fn bare_ids(&self, text: &str) -> Result<Vec<u32>> {
+        self.unlimited
+            .encode_fast(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
     /// Number of tokens of `text` without special tokens and without the limit.
     pub fn count(&self, text: &str) -> Result<usize> {
         self.unlimited

@@ -76,10 +76,14 @@ impl ChunkTable {
         })
     }
 
-    /// The table's metadata (model and widths) as canonical JSON.
+    /// What a snapshot must match to be used: the model, the widths and the table's
+    /// creation id (a snapshot of another table with the same model is foreign too).
     fn metadata_json(&self) -> String {
-        let sorted: std::collections::BTreeMap<_, _> =
+        let mut sorted: std::collections::BTreeMap<_, _> =
             self.metadata().to_map().into_iter().collect();
+        if let Some(id) = self.creation_id() {
+            sorted.insert("creation_id".to_string(), id.to_string());
+        }
         serde_json::to_string(&sorted).unwrap_or_default()
     }
 

@@ -1,0 +1,56 @@
+//! Whether indexed files still hold what was indexed: a hit on a file edited since is
+//! marked stale, and the status counts the files that changed.
+
+use lancet::engine::ingest::{content_hash, read_source, walk, WalkItem, WalkOptions};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// How many changed paths the status names.
+const EXAMPLES: usize = 5;
+
+/// Whether `path` (relative to `root`) no longer has the bytes hashed to `indexed`.
+/// A file that cannot be read counts as changed: the agent should look at it.
+pub fn is_stale(root: &Path, path: &str, indexed: Option<&str>) -> bool {
+    let Some(indexed) = indexed else {
+        return true;
+    };
+    match std::fs::read(root.join(path)) {
+        Ok(bytes) => content_hash(&bytes) != indexed,
+        Err(_) => true,
+    }
+}
+
+/// Files new, changed or gone under `root` compared with `known` (path to hash), with
+/// the same walk rules as `lancet index`; and a few of their paths.
+pub fn changed_files(
+    root: &Path,
+    exclude: Option<std::path::PathBuf>,
+    known: &HashMap<String, String>,
+) -> (u64, Vec<String>) {
+    let options = WalkOptions::default();
+    let mut seen = HashSet::new();
+    let mut changed = Vec::new();
+    for item in walk(root, &options, exclude) {
+        let WalkItem::File(candidate) = item else {
+            continue;
+        };
+        let rel_path = candidate.rel_path.clone();
+        let Ok(file) = read_source(candidate, &options) else {
+            continue;
+        };
+        if known.get(&rel_path) != Some(&file.hash) {
+            changed.push(rel_path.clone());
+        }
+        seen.insert(rel_path);
+    }
+    let mut gone: Vec<String> = known
+        .keys()
+        .filter(|path| !seen.contains(*path))
+        .cloned()
+        .collect();
+    gone.sort();
+    changed.extend(gone);
+    let count = changed.len() as u64;
+    changed.truncate(EXAMPLES);
+    (count, changed)
+}

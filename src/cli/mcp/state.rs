@@ -1,0 +1,190 @@
+//! What the MCP server keeps between calls: where the index is, the model (loaded in the
+//! background from the start, so `initialize` never waits for it), the file hashes of the
+//! table's current version, and the one `reindex` job it may run.
+
+use super::schema::JobStatus;
+use crate::cli::locate::db_for_root;
+use crate::cli::Args;
+use lancet::engine::ingest::{IngestOptions, IngestSummary};
+use lancet::engine::{ChunkTable, Consistency, Database, Error as EngineError};
+use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::OnceCell;
+
+/// The model, or why it could not be loaded.
+pub type LoadedEncoder = Result<Arc<dyn Encoder>, String>;
+
+/// The repository served and its database.
+pub struct Shared {
+    /// Repository root (canonical).
+    pub root: PathBuf,
+    /// Repository name stored with its chunks.
+    pub repo: String,
+    /// Database folder.
+    pub db_path: PathBuf,
+    table_name: String,
+    consistency: Consistency,
+    model: String,
+    device: String,
+    encoder: OnceCell<LoadedEncoder>,
+    /// File hashes of the served repository at one table version.
+    hashes: Mutex<Option<(u64, Arc<HashMap<String, String>>)>>,
+    /// The last or running `reindex` job.
+    pub job: Mutex<Job>,
+}
+
+/// A `reindex` job's progress.
+#[derive(Default)]
+pub struct Job {
+    /// Progress as reported.
+    pub status: JobStatus,
+    /// When it started.
+    pub started: Option<Instant>,
+}
+
+impl Job {
+    /// The status with the elapsed time filled in.
+    pub fn snapshot(&self) -> JobStatus {
+        let mut status = self.status.clone();
+        if status.state.is_empty() {
+            status.state = "idle".into();
+        }
+        if let Some(started) = self.started.filter(|_| status.state == "running") {
+            status.seconds = started.elapsed().as_secs_f64();
+        }
+        status
+    }
+
+    /// Records `summary` of the running job.
+    pub fn update(&mut self, summary: &IngestSummary) {
+        let status = &mut self.status;
+        status.files_found = summary.files_found as u64;
+        status.files_scanned = summary.files_scanned as u64;
+        status.files_indexed = summary.files_indexed as u64;
+        status.files_deleted = summary.files_deleted as u64;
+        status.chunks_embedded = summary.chunks_embedded as u64;
+        status.seconds = summary.elapsed.as_secs_f64();
+    }
+}
+
+impl Shared {
+    /// State for serving `root` with the global options of `args`.
+    pub fn new(args: &Args, root: PathBuf) -> Self {
+        let repo = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "default".into());
+        Shared {
+            db_path: db_for_root(args, &root),
+            root,
+            repo,
+            table_name: args.table.clone(),
+            consistency: args.consistency,
+            model: args.model.clone(),
+            device: args.device.clone(),
+            encoder: OnceCell::new(),
+            hashes: Mutex::new(None),
+            job: Mutex::new(Job::default()),
+        }
+    }
+
+    /// The model, loading it on first use (on a blocking thread: it reads gigabytes).
+    pub async fn encoder(&self) -> LoadedEncoder {
+        self.encoder
+            .get_or_init(|| async {
+                let (model, device) = (self.model.clone(), self.device.clone());
+                let loaded = tokio::task::spawn_blocking(move || load(&model, &device)).await;
+                loaded.unwrap_or_else(|e| Err(format!("loading the model failed: {e}")))
+            })
+            .await
+            .clone()
+    }
+
+    /// Whether the model has finished loading (successfully).
+    pub fn model_loaded(&self) -> bool {
+        matches!(self.encoder.get(), Some(Ok(_)))
+    }
+
+    /// The database, or a message saying how to create one.
+    pub async fn database(&self) -> Result<Database, String> {
+        if !self.db_path.is_dir() {
+            return Err(self.no_index());
+        }
+        Database::open_with(&self.db_path, self.consistency)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The served table, or a message saying how to create it.
+    pub async fn table(&self) -> Result<ChunkTable, String> {
+        match self.database().await?.open_table(&self.table_name).await {
+            Ok(table) => Ok(table),
+            Err(EngineError::TableNotFound { .. }) => Err(self.no_index()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// How soon this server's reads see other processes' commits.
+    pub fn consistency(&self) -> Consistency {
+        self.consistency
+    }
+
+    /// The table's name.
+    pub fn table_name(&self) -> &str {
+        &self.table_name
+    }
+
+    fn no_index(&self) -> String {
+        format!(
+            "no index of {} yet (looked for table `{}` in {}): call the `reindex` tool, \
+             or run `lancet index {}`",
+            self.root.display(),
+            self.table_name,
+            self.db_path.display(),
+            self.root.display()
+        )
+    }
+
+    /// Path to content hash of the served repository's files at `table`'s version.
+    pub async fn file_hashes(
+        &self,
+        table: &ChunkTable,
+    ) -> Result<Arc<HashMap<String, String>>, String> {
+        let version = table.version().await.map_err(|e| e.to_string())?;
+        if let Ok(cached) = self.hashes.lock() {
+            if let Some((_, hashes)) = cached.as_ref().filter(|(at, _)| *at == version) {
+                return Ok(hashes.clone());
+            }
+        }
+        let hashes = Arc::new(
+            table
+                .file_hashes(&self.repo)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        if let Ok(mut cached) = self.hashes.lock() {
+            *cached = Some((version, hashes.clone()));
+        }
+        Ok(hashes)
+    }
+}
+
+fn load(model: &str, device: &str) -> LoadedEncoder {
+    let device: DeviceSpec = device.parse().map_err(|e| format!("{e}"))?;
+    // Documents as long as `lancet index` embeds them: its chunk budget plus the header.
+    let options = EncoderOptions {
+        device,
+        max_document_tokens: IngestOptions::default().chunk_tokens + 64,
+        ..EncoderOptions::default()
+    };
+    match QwenEncoder::load(model, options) {
+        Ok(encoder) => Ok(Arc::new(encoder)),
+        Err(e) => Err(format!(
+            "the model `{model}` could not be loaded ({e}); start the server with \
+             `lancet --model DIR mcp` (or LANCET_MODEL=DIR) pointing at a local copy"
+        )),
+    }
+}

@@ -1,0 +1,208 @@
+//! Encoder throughput at the real jina-code-embeddings-0.5b shapes with random weights.
+//!
+//! Same shapes means the same cost as the real model, with nothing to download. Inputs
+//! are token-id rows whose lengths follow code chunks (64..=512 tokens, seeded, the task
+//! prompt included), run through the same length-sorted token-budget batching the
+//! encoder uses; and a 32-token query after the 11-token query prompt. Each is run two
+//! ways in the same process, alternating: `full` (every layer at every position, the
+//! reference) and `pooled` (the encoder's path: the prompt's keys and values computed
+//! once and reused, the last layer at the pooled token only). Prints one JSON line and
+//! writes it to `$CARGO_TARGET_DIR/bench-encoder.json`. Compare with
+//! `scripts/bench_encoder_torch.py`, which runs transformers on the same lengths:
+//!
+//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32
+//!     python3 scripts/bench_encoder_torch.py --chunks 32 --threads 2
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use lancet_udf::model::{
+    token_budget_batches, PrefixCache, Qwen2Config, Qwen2Model, RandomWeights,
+};
+use lancet_udf::DeviceSpec;
+use std::time::Instant;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const CONFIG_0_5B: &str = r#"{
+  "model_type": "qwen2", "hidden_act": "silu", "vocab_size": 151936, "hidden_size": 896,
+  "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+  "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
+  "rms_norm_eps": 1e-6, "tie_word_embeddings": true
+}"#;
+
+/// Tokens of the document prompt ("Candidate code snippet:\n") and of the nl2code query
+/// prompt in the real Qwen tokenizer (`tests/fixtures/qwen-tokenizer`).
+const DOCUMENT_PROMPT_TOKENS: usize = 4;
+const QUERY_PROMPT_TOKENS: usize = 11;
+const QUERY_TOKENS: usize = 32;
+
+/// Chunk lengths in tokens: seeded, uniform over 64..=512 (the chunk budget).
+pub fn chunk_lengths(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            64 + (state % 449) as usize
+        })
+        .collect()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Deterministic token ids: row `r`, position `i`; every row opens with the same prompt.
+fn row_ids(r: usize, len: usize) -> Vec<u32> {
+    (0..len)
+        .map(|i| {
+            if i < QUERY_PROMPT_TOKENS {
+                (1000 + i) as u32
+            } else {
+                ((r * 131 + i) * 7919 % 151_000) as u32
+            }
+        })
+        .collect()
+}
+
+/// Pooled vectors of `rows` (ids), right-padded into one batch.
+fn forward(
+    model: &Qwen2Model,
+    rows: &[Vec<u32>],
+    prefix: Option<&PrefixCache>,
+) -> Result<Vec<Vec<f32>>> {
+    let skip = prefix.map_or(0, |p| p.ids().len());
+    let lengths: Vec<usize> = rows.iter().map(|r| r.len() - skip).collect();
+    let max = *lengths.iter().max().unwrap_or(&1);
+    let mut ids = Vec::with_capacity(rows.len() * max);
+    for row in rows {
+        ids.extend_from_slice(&row[skip..]);
+        ids.extend(std::iter::repeat_n(0, max - (row.len() - skip)));
+    }
+    let ids = Tensor::from_vec(ids, (rows.len(), max), &Device::Cpu)?;
+    let out = match prefix {
+        Some(prefix) => model.forward_last_token(&ids, &lengths, Some(prefix))?,
+        None => model.forward_full(&ids, &lengths)?,
+    };
+    Ok(out.to_vec2::<f32>()?)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64) * (*y as f64))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// Documents: seconds for all batches, and the pooled vectors in input order.
+fn documents(
+    model: &Qwen2Model,
+    rows: &[Vec<u32>],
+    budget: usize,
+    prefix: Option<&PrefixCache>,
+) -> Result<(f64, Vec<Vec<f32>>)> {
+    let start = Instant::now();
+    let skip = prefix.map_or(0, |p| p.ids().len());
+    let lengths: Vec<usize> = rows.iter().map(|r| r.len() - skip).collect();
+    let mut out = vec![Vec::new(); rows.len()];
+    for batch in token_budget_batches(&lengths, budget) {
+        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
+        for (i, v) in batch.iter().zip(forward(model, &batch_rows, prefix)?) {
+            out[*i] = v;
+        }
+    }
+    Ok((start.elapsed().as_secs_f64(), out))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn main() -> Result<()> {
+    let chunks = arg("--chunks", 32);
+    let budget = arg("--batch-tokens", DeviceSpec::Cpu.default_batch_tokens());
+    let query_runs = arg("--query-runs", 30);
+    let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
+    let vb = VarBuilder::from_backend(
+        Box::new(RandomWeights { scale: 0.05 }),
+        DType::F32,
+        Device::Cpu,
+    );
+    let model = Qwen2Model::new(&cfg, vb, 1024)?;
+
+    let rows: Vec<Vec<u32>> = chunk_lengths(chunks, 42)
+        .into_iter()
+        .enumerate()
+        .map(|(r, len)| row_ids(r, len))
+        .collect();
+    let tokens: usize = rows.iter().map(Vec::len).sum();
+    let document_prompt = model.prefix_cache(&rows[0][..DOCUMENT_PROMPT_TOKENS])?;
+    let query = row_ids(0, QUERY_PROMPT_TOKENS + QUERY_TOKENS);
+    let query_prompt_started = Instant::now();
+    let query_prompt = model.prefix_cache(&query[..QUERY_PROMPT_TOKENS])?;
+    let query_prompt_seconds = query_prompt_started.elapsed().as_secs_f64();
+
+    // Warm-up, then the two paths alternating, twice; the best of each counts.
+    forward(&model, &[row_ids(0, 64)], None)?;
+    let (mut full_best, mut pooled_best) = (f64::MAX, f64::MAX);
+    let (mut full_vectors, mut pooled_vectors) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let (secs, vectors) = documents(&model, &rows, budget, None)?;
+        full_best = full_best.min(secs);
+        full_vectors = vectors;
+        let (secs, vectors) = documents(&model, &rows, budget, Some(&document_prompt))?;
+        pooled_best = pooled_best.min(secs);
+        pooled_vectors = vectors;
+    }
+    let cosines: Vec<f64> = full_vectors
+        .iter()
+        .zip(&pooled_vectors)
+        .map(|(a, b)| cosine(a, b))
+        .collect();
+    let min_cosine = cosines.iter().copied().fold(f64::MAX, f64::min);
+
+    let (mut full_query, mut pooled_query) = (Vec::new(), Vec::new());
+    for _ in 0..query_runs {
+        let start = Instant::now();
+        forward(&model, std::slice::from_ref(&query), None)?;
+        full_query.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        forward(&model, std::slice::from_ref(&query), Some(&query_prompt))?;
+        pooled_query.push(start.elapsed().as_secs_f64());
+    }
+    let (full_p50, pooled_p50) = (median(full_query), median(pooled_query));
+
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    let report = serde_json::json!({
+        "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
+        "dtype": "f32", "device": "cpu", "threads": threads, "chunks": chunks,
+        "tokens": tokens, "batch_tokens": budget,
+        "documents": {
+            "full_tokens_per_second": tokens as f64 / full_best,
+            "pooled_tokens_per_second": tokens as f64 / pooled_best,
+            "speedup": full_best / pooled_best,
+            "min_cosine_pooled_vs_full": min_cosine,
+        },
+        "query_32_tokens": {
+            "full_p50_ms": full_p50 * 1e3,
+            "pooled_p50_ms": pooled_p50 * 1e3,
+            "speedup": full_p50 / pooled_p50,
+            "prompt_cache_ms_once_per_task": query_prompt_seconds * 1e3,
+            "runs": query_runs,
+        },
+    });
+    println!("{report}");
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    std::fs::write(format!("{target}/bench-encoder.json"), report.to_string())?;
+    Ok(())
+}
