@@ -374,7 +374,6 @@ fn a_sql_shell_sees_another_processs_commit_within_its_bound() {
         13,
         "answers while the other process wrote: {seen:?}"
     );
-    drop(files);
     drop(input); // end of input ends the shell
     assert!(shell.wait().unwrap().success());
 }

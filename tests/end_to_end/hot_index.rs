@@ -376,8 +376,8 @@ fn rows_restored_from_before_the_index_are_caught_up_by_id() {
             (5, 0, 400),
             "{report:?}"
         );
-        for i in 0..5 {
-            let found = rows_of(&handle, SearchRequest::new(data[i].clone(), 1)).await;
+        for (i, vector) in data.iter().enumerate().take(5) {
+            let found = rows_of(&handle, SearchRequest::new(vector.clone(), 1)).await;
             assert_eq!(found, vec![i], "restored row {i} is found");
         }
     });

@@ -62,9 +62,11 @@ pub async fn search_code(shared: &Shared, args: SearchArgs) -> Result<SearchAnsw
     let page = Page::parse(&args.cursor, args.k)?;
     let table = shared.table().await?;
     let filter = Filter {
-        languages: (!args.language.is_empty())
-            .then(|| vec![args.language.clone()])
-            .unwrap_or_default(),
+        languages: if args.language.is_empty() {
+            Vec::new()
+        } else {
+            vec![args.language.clone()]
+        },
         path_prefix: (!args.path.is_empty()).then(|| args.path.clone()),
         repo: (!args.repo.is_empty()).then(|| args.repo.clone()),
         ..Filter::default()

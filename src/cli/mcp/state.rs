@@ -17,6 +17,9 @@ use tokio::sync::OnceCell;
 /// The model, or why it could not be loaded.
 pub type LoadedEncoder = Result<Arc<dyn Encoder>, String>;
 
+/// Path to content hash of one repository's files, at one table version.
+type FileHashes = (u64, Arc<HashMap<String, String>>);
+
 /// The repository served and its database.
 pub struct Shared {
     /// Repository root (canonical).
@@ -31,7 +34,7 @@ pub struct Shared {
     device: String,
     encoder: OnceCell<LoadedEncoder>,
     /// File hashes of the served repository at one table version.
-    hashes: Mutex<Option<(u64, Arc<HashMap<String, String>>)>>,
+    hashes: Mutex<Option<FileHashes>>,
     /// The last or running `reindex` job.
     pub job: Mutex<Job>,
 }
