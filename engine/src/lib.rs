@@ -28,8 +28,8 @@ pub use datafusion;
 pub use error::{Error, Result};
 pub use lancet_schemas::{TableDims, TableMetadata};
 pub use search::{
-    reciprocal_rank_fusion, Filter, HnswParams, HotIndexOptions, HotIndexReport, SearchHit,
-    SearchMode, SearchRequest, DEFAULT_EF, MAX_K, MAX_SHORTLIST, RRF_K,
+    reciprocal_rank_fusion, Filter, HnswParams, HotIndexOptions, HotIndexReport, HybridHits,
+    SearchHit, SearchMode, SearchRequest, DEFAULT_EF, MAX_K, MAX_SHORTLIST, RRF_K,
 };
 pub use store::{
     AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, EmbeddedChunk,

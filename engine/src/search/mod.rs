@@ -16,5 +16,5 @@ pub(crate) mod vector;
 
 pub use filter::Filter;
 pub use hot::{HnswParams, HotIndexOptions, HotIndexReport};
-pub use text::{reciprocal_rank_fusion, RRF_K};
+pub use text::{reciprocal_rank_fusion, HybridHits, RRF_K};
 pub use vector::{SearchHit, SearchMode, SearchRequest, DEFAULT_EF, MAX_K, MAX_SHORTLIST};

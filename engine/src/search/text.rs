@@ -63,14 +63,40 @@ impl ChunkTable {
         text: &str,
         request: &SearchRequest,
     ) -> Result<Vec<SearchHit>> {
+        Ok(self.hybrid_search_stages(text, request).await?.fused)
+    }
+
+    /// [`hybrid_search`](Self::hybrid_search) with the two rankings it fused, for
+    /// callers that report each stage's score.
+    pub async fn hybrid_search_stages(
+        &self,
+        text: &str,
+        request: &SearchRequest,
+    ) -> Result<HybridHits> {
         request.check_bounds()?;
         let k = request.k;
         let mut deeper = request.clone();
         deeper.k = k.saturating_mul(2).min(MAX_K);
         let vector = self.search(&deeper).await?;
         let keyword = self.text_search(text, deeper.k, &request.filter).await?;
-        Ok(reciprocal_rank_fusion(&[vector, keyword], k))
+        let fused = reciprocal_rank_fusion(&[vector.clone(), keyword.clone()], k);
+        Ok(HybridHits {
+            fused,
+            vector,
+            keyword,
+        })
     }
+}
+
+/// A hybrid search's answer and the rankings it came from.
+#[derive(Debug, Clone)]
+pub struct HybridHits {
+    /// The fused ranking (`score`: the fused score).
+    pub fused: Vec<SearchHit>,
+    /// The vector ranking, `2k` deep (`score`: cosine).
+    pub vector: Vec<SearchHit>,
+    /// The BM25 ranking, `2k` deep (`score`: BM25).
+    pub keyword: Vec<SearchHit>,
 }
 
 /// Fuses rankings by reciprocal rank: each list adds 1 / (RRF_K + rank) to its hits.

@@ -4,7 +4,7 @@ use super::budget::{self, first_lines, json_tokens, SNIPPET_LINES};
 use super::freshness::is_stale;
 use super::schema::{Detail, Hit, Mode, SearchAnswer, SearchArgs, SimilarArgs};
 use super::state::Shared;
-use lancet::engine::{reciprocal_rank_fusion, ChunkTable, Filter, SearchHit, SearchRequest};
+use lancet::engine::{ChunkTable, Filter, SearchHit, SearchRequest};
 use lancet::udf::{Task, TaskRole};
 use std::collections::HashMap;
 
@@ -178,25 +178,22 @@ async fn text_ranking(
         .collect())
 }
 
-/// The vector and keyword rankings, each twice as deep, fused by reciprocal rank; each
-/// hit keeps the score each stage gave it.
+/// The engine's hybrid search; each hit keeps the score each stage gave it.
 async fn hybrid_ranking(
     table: &ChunkTable,
     query: &str,
-    mut request: SearchRequest,
+    request: SearchRequest,
 ) -> Result<Vec<Ranked>, String> {
-    let depth = request.k;
-    request.k = depth * 2;
-    let vector = table.search(&request).await.map_err(|e| e.to_string())?;
-    let text = table
-        .text_search(query, depth * 2, &request.filter)
+    let stages = table
+        .hybrid_search_stages(query, &request)
         .await
         .map_err(|e| e.to_string())?;
     let scores = |hits: &[SearchHit]| -> HashMap<String, f32> {
         hits.iter().map(|h| (h.chunk_id.clone(), h.score)).collect()
     };
-    let (vector_scores, text_scores) = (scores(&vector), scores(&text));
-    Ok(reciprocal_rank_fusion(&[vector, text], depth)
+    let (vector_scores, text_scores) = (scores(&stages.vector), scores(&stages.keyword));
+    Ok(stages
+        .fused
         .into_iter()
         .map(|hit| Ranked {
             vector_score: vector_scores.get(&hit.chunk_id).copied().unwrap_or(0.0),
