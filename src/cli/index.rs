@@ -6,12 +6,17 @@ use super::Args;
 use anyhow::{Context, Result};
 use clap::Parser;
 use lancet::engine::ingest::{
-    index_directory, IngestOptions, IngestSummary, LanguageMap, WalkOptions,
+    calibrate, index_directory, plan_directory, IngestOptions, IngestSummary, LanguageMap,
+    WalkOptions,
 };
-use lancet::engine::{Database, HotIndexOptions, IndexOptions, TableDims, TableMetadata};
+use lancet::engine::{
+    ChunkTable, Database, Error as EngineError, HotIndexOptions, IndexOptions, TableDims,
+    TableMetadata,
+};
 use lancet::udf::{Encoder, EncoderOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 // Bounds of the size options: a value past them is a mistake (u64::MAX once wrapped to
 // a zero file-size limit, which emptied the table), refused before anything runs.
@@ -29,10 +34,11 @@ fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(min..=max)
 }
 
-/// Arguments of `lancet index`.
+/// Arguments of `lancet index` (and of `lancet watch`, which indexes the same way).
 #[derive(Debug, Parser)]
 pub struct IndexArgs {
     /// Root of the repository to index.
+    #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Repository name stored with each chunk (default: the folder's name).
     #[arg(long)]
@@ -80,12 +86,65 @@ pub struct IndexArgs {
     /// skipped by this run's options (without it, such a run stops before removing any).
     #[arg(long)]
     pub allow_remove_all: bool,
+    /// Walk and chunk without embedding or writing: report what a run would embed,
+    /// the estimated time (from a short calibration here) and the disk size.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
+/// What an indexing job needs, from the command line.
+pub struct Job {
+    /// Repository root (canonical).
+    pub root: PathBuf,
+    /// Database folder.
+    pub db_path: PathBuf,
+    /// The model.
+    pub encoder: Arc<dyn Encoder>,
+    /// The table, created when missing.
+    pub table: ChunkTable,
+    /// How the tree is walked, chunked and committed.
+    pub options: IngestOptions,
+}
+
+/// Loads the model and opens (or creates) the table for indexing `a.path`.
+pub async fn prepare(args: &Args, a: &IndexArgs) -> Result<Job> {
+    let Setup {
+        root,
+        db_path,
+        encoder,
+        mut options,
+    } = setup(args, a)?;
+    let db = Database::open_with(&db_path, args.consistency).await?;
+    // The folder exists now: the walk (and a watcher) must know it by its real path.
+    options.exclude = db_path.canonicalize().ok();
+    let model_dim = encoder.identity().dim;
+    let dims = TableDims {
+        full: a.full_dims.min(model_dim),
+        prefix: a.prefix_dims.min(a.full_dims.min(model_dim)),
+    };
+    let metadata = TableMetadata::new(encoder.identity().clone(), dims)?;
+    let table = db.open_or_create_table(&args.table, metadata).await?;
+    Ok(Job {
+        root,
+        db_path,
+        encoder,
+        table,
+        options,
+    })
+}
+
+/// A job's settings and model, before any table is touched.
+struct Setup {
+    root: PathBuf,
+    db_path: PathBuf,
+    encoder: Arc<dyn Encoder>,
+    options: IngestOptions,
+}
+
+fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
     let root = a
         .path
         .canonicalize()
@@ -103,14 +162,6 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
     )?;
     let encoder: Arc<dyn Encoder> = Arc::new(encoder);
     let db_path = db_for_root(args, &root);
-    let db = Database::open_with(&db_path, args.consistency).await?;
-    let model_dim = encoder.identity().dim;
-    let dims = TableDims {
-        full: a.full_dims.min(model_dim),
-        prefix: a.prefix_dims.min(a.full_dims.min(model_dim)),
-    };
-    let metadata = TableMetadata::new(encoder.identity().clone(), dims)?;
-    let table = db.open_or_create_table(&args.table, metadata).await?;
     let options = IngestOptions {
         repo: a.repo.clone().unwrap_or_else(|| {
             root.file_name()
@@ -125,6 +176,7 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
             include_hidden: a.hidden,
             follow_symlinks: a.follow_symlinks,
             languages,
+            only: Vec::new(),
         },
         chunk_tokens: a.chunk_tokens,
         syntax: !a.no_syntax,
@@ -134,6 +186,109 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
         allow_remove_all: a.allow_remove_all,
         ..IngestOptions::default()
     };
+    Ok(Setup {
+        root,
+        db_path,
+        encoder,
+        options,
+    })
+}
+
+/// `index --dry-run`: what a run would embed and write, and how long it would take
+/// here, without writing anything (not even an empty database).
+async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
+    let Setup {
+        root,
+        db_path,
+        encoder,
+        options,
+    } = setup(args, a)?;
+    let table = if db_path.is_dir() {
+        let db = Database::open_with(&db_path, args.consistency).await?;
+        match db.open_table(&args.table).await {
+            Ok(table) => Some(table),
+            Err(EngineError::TableNotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let plan = plan_directory(table.as_ref(), encoder.clone(), &root, &options).await?;
+    let calibration = calibrate(encoder.as_ref(), &plan.sample, CALIBRATION_BUDGET)?;
+    let seconds = calibration
+        .filter(|c| c.tokens_per_second > 0.0)
+        .map(|c| plan.tokens_to_embed as f64 / c.tokens_per_second);
+    if a.json {
+        let answer = serde_json::json!({
+            "plan": plan,
+            "calibration": calibration,
+            "estimated_seconds": seconds,
+            "device": args.device,
+        });
+        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
+        return Ok(());
+    }
+    outln!(
+        "dry run of {} (nothing embedded or written)\n\
+         files: {} found, {} new or changed, {} unchanged, {} deleted, {} skipped\n\
+         chunks: {} in changed files, {} reused by content, {} texts to embed\n\
+         tokens to embed: {}{}\n\
+         new rows: about {:.1} MB before compression",
+        root.display(),
+        plan.files_found,
+        plan.files_changed,
+        plan.files_unchanged,
+        plan.files_deleted,
+        plan.files_skipped,
+        plan.chunks,
+        plan.chunks_reused,
+        plan.texts_to_embed,
+        plan.tokens_to_embed,
+        if plan.tokens_counted {
+            ""
+        } else {
+            " (estimated)"
+        },
+        plan.estimated_bytes as f64 / 1e6,
+    )?;
+    match (calibration, seconds) {
+        (Some(c), Some(seconds)) => outln!(
+            "estimated embedding time on {}: {} (calibrated here: {:.0} tokens/s over {} texts, \
+             {} tokens)",
+            args.device,
+            human_duration(seconds),
+            c.tokens_per_second,
+            c.texts,
+            c.tokens
+        )?,
+        _ => outln!("nothing to embed")?,
+    }
+    Ok(())
+}
+
+/// How long the dry run times the encoder for.
+const CALIBRATION_BUDGET: Duration = Duration::from_secs(3);
+
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{seconds:.1} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
+    if a.dry_run {
+        return dry_run(args, a).await;
+    }
+    let Job {
+        root,
+        db_path,
+        encoder,
+        table,
+        options,
+    } = prepare(args, a).await?;
     let mut reporter = ProgressReport::new(a.json);
     let mut progress = |s: &IngestSummary| reporter.update(s);
     let summary = index_directory(&table, encoder, &root, &options, &mut progress).await;

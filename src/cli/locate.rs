@@ -2,6 +2,7 @@
 
 use super::Args;
 use anyhow::{anyhow, Context, Result};
+use lancet::engine::ingest::{changed_files, Freshness, WalkOptions};
 use lancet::engine::{ChunkTable, Database, DEFAULT_DB_DIR};
 use lancet::udf::{DeviceSpec, EncoderOptions, QwenEncoder};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,43 @@ pub async fn open_table(args: &Args) -> Result<ChunkTable> {
 /// Loads the encoder named by `--model` on `--device`.
 pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<QwenEncoder> {
     let device: DeviceSpec = args.device.parse()?;
-    let encoder = QwenEncoder::load(&args.model, EncoderOptions { device, ..options })
+    let options = EncoderOptions {
+        device,
+        precision: args.precision,
+        ..options
+    };
+    let encoder = QwenEncoder::load(&args.model, options)
         .with_context(|| format!("loading model `{}`", args.model))?;
     Ok(encoder)
+}
+
+/// The repository a default database indexes: the folder holding `.lancet`, and the
+/// repository name `lancet index` gives it. `None` for a database elsewhere (`--db`),
+/// whose tree is not known.
+pub fn indexed_root(args: &Args) -> Option<(PathBuf, String)> {
+    let db = existing_db(args).ok()?.canonicalize().ok()?;
+    if db.file_name()? != DEFAULT_DB_DIR {
+        return None;
+    }
+    let root = db.parent()?.to_path_buf();
+    let repo = root.file_name()?.to_string_lossy().into_owned();
+    Some((root, repo))
+}
+
+/// How far the default database's tree moved from `table` since it was indexed; `None`
+/// when the tree is not known or the table holds none of its files.
+pub async fn freshness(args: &Args, table: &ChunkTable) -> Result<Option<Freshness>> {
+    let Some((root, repo)) = indexed_root(args) else {
+        return Ok(None);
+    };
+    let known = table.file_hashes(&repo).await?;
+    if known.is_empty() {
+        return Ok(None);
+    }
+    let exclude = root.join(DEFAULT_DB_DIR);
+    let fresh = tokio::task::spawn_blocking(move || {
+        changed_files(&root, &WalkOptions::default(), Some(exclude), &known)
+    })
+    .await?;
+    Ok(Some(fresh))
 }

@@ -27,6 +27,7 @@ mod progress;
 mod search;
 mod sql;
 mod status;
+mod watch;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -60,6 +61,10 @@ pub struct Args {
     /// Device for the model: cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
+    /// Arithmetic of the model's linear layers: f32, or q8 (8-bit blocks, CPU only;
+    /// interchangeable with f32 for searching).
+    #[arg(long, global = true, env = "LANCET_PRECISION", default_value = "f32")]
+    pub precision: lancet::udf::Precision,
     /// Table name.
     #[arg(long, global = true, default_value = lancet::engine::DEFAULT_TABLE)]
     pub table: String,
@@ -86,7 +91,9 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Run SQL over the database (embed, vector_search, fts, hybrid_search).
     Sql(sql::SqlArgs),
-    /// Serve the index to coding agents over the Model Context Protocol (stdio).
+    /// Index a directory, then keep the index current as files change.
+    Watch(watch::WatchArgs),
+    /// Serve the index to coding agents over the Model Context Protocol (stdio or HTTP).
     Mcp(mcp::McpArgs),
 }
 
@@ -103,6 +110,7 @@ pub fn run(args: Args) -> Result<()> {
             Command::Optimize => status::optimize(&args).await,
             Command::Embed(a) => embed::run(&args, a),
             Command::Sql(a) => sql::run(&args, a).await,
+            Command::Watch(a) => watch::run(&args, a).await,
             Command::Mcp(a) => mcp::run(&args, a).await,
         }
     })

@@ -6,19 +6,33 @@ use std::io::Write;
 
 const SNIPPET_LINES: usize = 6;
 
-/// Prints hits as `path:line` blocks with a snippet, or as a JSON array.
-pub fn print_hits(hits: &[SearchHit], json: bool) -> Result<()> {
+/// Prints hits as `path:line` blocks with a snippet, or as a JSON array. `stale[i]`
+/// says whether hit `i`'s file changed on disk since it was indexed (empty: not known).
+pub fn print_hits(hits: &[SearchHit], stale: &[bool], json: bool) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, hits)?;
+        let mut values = Vec::with_capacity(hits.len());
+        for (i, hit) in hits.iter().enumerate() {
+            let mut value = serde_json::to_value(hit)?;
+            if let (Some(object), Some(&stale)) = (value.as_object_mut(), stale.get(i)) {
+                object.insert("stale".into(), stale.into());
+            }
+            values.push(value);
+        }
+        serde_json::to_writer_pretty(&mut out, &values)?;
         writeln!(out)?;
         return Ok(());
     }
     if hits.is_empty() {
         writeln!(out, "no results")?;
     }
-    for hit in hits {
+    for (i, hit) in hits.iter().enumerate() {
+        let changed = if stale.get(i) == Some(&true) {
+            "  (changed on disk since indexing)"
+        } else {
+            ""
+        };
         let symbol = hit
             .symbol
             .as_deref()
@@ -26,7 +40,7 @@ pub fn print_hits(hits: &[SearchHit], json: bool) -> Result<()> {
             .unwrap_or_default();
         writeln!(
             out,
-            "{}:{}-{}{}  [{}] score {:.3}",
+            "{}:{}-{}{}  [{}] score {:.3}{changed}",
             hit.path, hit.start_line, hit.end_line, symbol, hit.language, hit.score
         )?;
         let lines: Vec<&str> = hit.text.lines().collect();

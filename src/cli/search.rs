@@ -1,11 +1,12 @@
 //! `lancet search QUERY`.
 
-use super::locate::{load_encoder, open_table};
+use super::locate::{indexed_root, load_encoder, open_table};
 use super::output::print_hits;
 use super::Args;
 use anyhow::{bail, Result};
 use clap::Parser;
-use lancet::engine::{Filter, SearchMode, SearchRequest};
+use lancet::engine::ingest::is_stale;
+use lancet::engine::{ChunkTable, Filter, SearchHit, SearchMode, SearchRequest};
 use lancet::udf::{Encoder, EncoderOptions, Role, TaskRole};
 
 /// Arguments of `lancet search`.
@@ -71,5 +72,22 @@ pub async fn run(args: &Args, a: &SearchArgs) -> Result<()> {
         .filter(filter)
         .mode(mode);
     let hits = table.search(&request).await?;
-    print_hits(&hits, a.json)
+    let stale = stale_flags(args, &table, &hits).await?;
+    print_hits(&hits, &stale, a.json)
+}
+
+/// Whether each hit's file changed on disk since it was indexed, where the tree is known
+/// (a default `.lancet` database); empty otherwise.
+async fn stale_flags(args: &Args, table: &ChunkTable, hits: &[SearchHit]) -> Result<Vec<bool>> {
+    let Some((root, repo)) = indexed_root(args) else {
+        return Ok(Vec::new());
+    };
+    if hits.iter().all(|h| h.repo != repo) {
+        return Ok(Vec::new());
+    }
+    let known = table.file_hashes(&repo).await?;
+    Ok(hits
+        .iter()
+        .map(|h| h.repo == repo && is_stale(&root, &h.path, known.get(&h.path).map(String::as_str)))
+        .collect())
 }

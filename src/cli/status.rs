@@ -1,6 +1,6 @@
 //! `lancet status` and `lancet optimize`.
 
-use super::locate::open_table;
+use super::locate::{freshness, open_table};
 use super::Args;
 use anyhow::Result;
 use clap::Parser;
@@ -17,8 +17,13 @@ pub struct StatusArgs {
 pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
     let table = open_table(args).await?;
     let stats = table.stats().await?;
+    let fresh = freshness(args, &table).await?;
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&stats)?)?;
+        let mut answer = serde_json::to_value(&stats)?;
+        if let Some(object) = answer.as_object_mut() {
+            object.insert("changed_on_disk".into(), serde_json::to_value(&fresh)?);
+        }
+        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());
     }
     outln!("table:    {}", stats.name)?;
@@ -40,6 +45,16 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
         stats.schema_version
     )?;
     outln!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6)?;
+    match fresh {
+        Some(fresh) if fresh.changed == 0 => outln!("fresh:    no file changed since indexing")?,
+        Some(fresh) => outln!(
+            "fresh:    {} files changed on disk since indexing ({}); `lancet index` or \
+             `lancet watch` catches up",
+            fresh.changed,
+            fresh.examples.join(", ")
+        )?,
+        None => {}
+    }
     if stats.indexes.is_empty() {
         outln!("indexes:  none")?;
     }

@@ -141,6 +141,23 @@ fn index_search_status_and_incremental_rerun() {
         "pub fn parse_settings(path: &str) -> Settings {\n    todo!()\n}\n",
     );
     std::fs::remove_file(repo.join("src/server.go")).unwrap();
+    // Before re-indexing, status counts both files and a search flags the edited one.
+    let out = lancet(&["status", "--json"], &repo);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        status["changed_on_disk"],
+        serde_json::json!({"changed": 2, "examples": ["src/lib.rs", "src/server.go"]}),
+        "{status}"
+    );
+    let out = lancet(
+        &["--model", m, "search", "parse config", "-k", "3", "--json"],
+        &repo,
+    );
+    let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for hit in hits.as_array().unwrap() {
+        let changed = hit["path"] == "src/lib.rs" || hit["path"] == "src/server.go";
+        assert_eq!(hit["stale"], changed, "{hit}");
+    }
     let out = lancet(&["--model", m, "index", r, "--json"], work.path());
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
@@ -152,6 +169,9 @@ fn index_search_status_and_incremental_rerun() {
         "{summary}"
     );
     assert_eq!(summary["files_unchanged"], 1, "{summary}");
+    let out = lancet(&["status", "--json"], &repo);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["changed_on_disk"]["changed"], 0, "{status}");
 
     // Another model is refused, naming both.
     let other = work.path().join("other-model");
@@ -536,4 +556,171 @@ fn hostile_queries_and_broken_environments_fail_clearly_and_write_nothing() {
         );
     }
     assert_eq!(version(), before, "nothing was written");
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_counts_what_the_real_run_embeds() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    for (name, body) in [
+        ("parse", "split the line on commas and trim each field"),
+        ("retry", "retry the request with exponential backoff"),
+        ("render", "render the template with the given context"),
+    ] {
+        write(
+            &repo,
+            &format!("src/{name}.rs"),
+            format!("/// {body}\npub fn {name}(input: &str) -> usize {{\n    input.len()\n}}\n"),
+        );
+    }
+    // The same function in two files: the header names each path, so two texts.
+    write(&repo, "lib/copy.py", "def same():\n    return 1\n");
+    write(&repo, "lib/copy2.py", "def same():\n    return 1\n");
+    let (m, r) = (model.to_str().unwrap(), repo.to_str().unwrap());
+    let json = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", stderr(out));
+        serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+    };
+
+    // Against no index at all: everything is to embed, and nothing is created.
+    let dry = json(&lancet(
+        &["--model", m, "index", r, "--dry-run", "--json"],
+        work.path(),
+    ));
+    assert!(
+        !repo.join(".lancet").exists(),
+        "the dry run wrote a database"
+    );
+    let plan = &dry["plan"];
+    assert_eq!(plan["files_changed"], 5, "{dry}");
+    assert_eq!(plan["tokens_counted"], true, "{dry}");
+    assert!(dry["calibration"]["tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(dry["estimated_seconds"].as_f64().unwrap() > 0.0);
+    let real = json(&lancet(&["--model", m, "index", r, "--json"], work.path()));
+    assert_eq!(
+        real["chunks_embedded"], plan["texts_to_embed"],
+        "{dry}\n{real}"
+    );
+    assert_eq!(
+        real["tokens_embedded"], plan["tokens_to_embed"],
+        "{dry}\n{real}"
+    );
+
+    // After an edit and a deletion: only the changed file's text is to embed.
+    write(
+        &repo,
+        "src/retry.rs",
+        "/// retry the request with a fixed delay\npub fn retry() {}\n",
+    );
+    std::fs::remove_file(repo.join("lib/copy2.py")).unwrap();
+    let version = |work: &std::path::Path| {
+        let out = lancet(
+            &[
+                "--model",
+                m,
+                "--db",
+                &format!("{r}/.lancet"),
+                "status",
+                "--json",
+            ],
+            work,
+        );
+        json(&out)["version"].clone()
+    };
+    let before = version(work.path());
+    let dry = json(&lancet(
+        &["--model", m, "index", r, "--dry-run", "--json"],
+        work.path(),
+    ));
+    assert_eq!(version(work.path()), before, "the dry run committed");
+    let plan = &dry["plan"];
+    assert_eq!(
+        (plan["files_changed"].clone(), plan["files_deleted"].clone()),
+        (serde_json::json!(1), serde_json::json!(1)),
+        "{dry}"
+    );
+    let real = json(&lancet(&["--model", m, "index", r, "--json"], work.path()));
+    assert_eq!(
+        real["chunks_embedded"], plan["texts_to_embed"],
+        "{dry}\n{real}"
+    );
+    assert_eq!(
+        real["tokens_embedded"], plan["tokens_to_embed"],
+        "{dry}\n{real}"
+    );
+}
+
+#[test]
+fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(
+        &repo,
+        "src/retry.rs",
+        "/// retry with backoff\npub fn retry() {}\n",
+    );
+    write(
+        &repo,
+        "src/cache.rs",
+        "/// evict the oldest entry\npub fn evict() {}\n",
+    );
+    let (m, r) = (model.to_str().unwrap(), repo.to_str().unwrap());
+    let out = lancet(
+        &["--model", m, "--precision", "q8", "index", r],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for precision in ["f32", "q8"] {
+        let out = lancet(
+            &[
+                "--model",
+                m,
+                "--precision",
+                precision,
+                "search",
+                "retry",
+                "--json",
+            ],
+            &repo,
+        );
+        assert!(out.status.success(), "{precision}: {}", stderr(&out));
+        let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(
+            hits.as_array().map(Vec::len),
+            Some(2),
+            "{precision}: {hits}"
+        );
+    }
+    let embed = |precision: &str| -> Vec<f32> {
+        let out = lancet(
+            &[
+                "--model",
+                m,
+                "--precision",
+                precision,
+                "embed",
+                "fn main() {}",
+            ],
+            work.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap()
+    };
+    let (exact, q8) = (embed("f32"), embed("q8"));
+    let dot: f32 = exact.iter().zip(&q8).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(dot / (norm(&exact) * norm(&q8)) > 0.98);
+    let out = lancet(
+        &["--model", m, "--precision", "q4", "embed", "x"],
+        work.path(),
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("f32 or q8"),
+        "{}",
+        stderr(&out)
+    );
 }

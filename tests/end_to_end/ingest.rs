@@ -492,6 +492,85 @@ fn reruns_embed_nothing_new_and_edits_change_exactly_their_rows() {
     });
 }
 
+#[test]
+fn a_run_limited_to_some_paths_touches_only_their_files() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        for (path, name) in [
+            ("src/a.rs", "alpha"),
+            ("src/b.rs", "beta"),
+            ("src/sub/c.rs", "gamma"),
+            ("src/sub/d.rs", "delta"),
+            ("docs/e.py", "epsilon"),
+            ("ignored/f.rs", "zeta"),
+        ] {
+            write(&repo, path, format!("pub fn {name}() -> u32 {{ 1 }}\n"));
+        }
+        let encoder = Arc::new(HashEncoder::new(32));
+        let table = table_for(&dir.path().join("db"), &encoder).await;
+        assert_eq!(index(&table, &encoder, &repo).await.files_indexed, 6);
+        let before = by_path(&rows(&table).await);
+
+        // Edit a.rs and b.rs, delete d.rs and e.py, add g.rs in sub and h.rs beside it,
+        // and ignore a folder: then index only a.rs, the sub folder and the ignored one.
+        write(&repo, "src/a.rs", "pub fn alpha() -> u32 { 2 }\n");
+        write(&repo, "src/b.rs", "pub fn beta() -> u32 { 2 }\n");
+        std::fs::remove_file(repo.join("src/sub/d.rs")).unwrap();
+        std::fs::remove_file(repo.join("docs/e.py")).unwrap();
+        write(&repo, "src/sub/g.rs", "pub fn eta() -> u32 { 1 }\n");
+        write(&repo, "src/h.rs", "pub fn theta() -> u32 { 1 }\n");
+        write(&repo, ".ignore", "ignored/\n");
+        let options = IngestOptions {
+            repo: "r".into(),
+            threads: 2,
+            chunk_tokens: 92,
+            walk: WalkOptions {
+                only: vec!["src/a.rs".into(), "./src/sub/".into(), "ignored".into()],
+                ..WalkOptions::default()
+            },
+            ..IngestOptions::default()
+        };
+        let dyn_encoder: Arc<dyn Encoder> = encoder.clone();
+        let embedded = encoder.texts_encoded();
+        let scoped = index_directory(&table, dyn_encoder, &repo, &options, &mut |_| {})
+            .await
+            .unwrap();
+        let after = by_path(&rows(&table).await);
+
+        // In scope: a.rs re-embedded, d.rs removed, g.rs added, c.rs unchanged, and the
+        // ignored folder's file removed, as a whole-tree run would.
+        assert_ne!(before["src/a.rs"], after["src/a.rs"]);
+        assert_eq!(before["src/sub/c.rs"], after["src/sub/c.rs"]);
+        assert!(after.contains_key("src/sub/g.rs"));
+        assert!(!after.contains_key("src/sub/d.rs"));
+        assert!(!after.contains_key("ignored/f.rs"));
+        assert_eq!(encoder.texts_encoded() - embedded, 2, "{scoped}");
+        // Changes and removals land in one commit.
+        assert_eq!(
+            (
+                scoped.files_indexed,
+                scoped.files_unchanged,
+                scoped.files_deleted,
+                scoped.commits
+            ),
+            (2, 1, 2, 1),
+            "{scoped}"
+        );
+        // Out of scope: the edit, the deletion and the new file wait for a later run.
+        assert_eq!(before["src/b.rs"], after["src/b.rs"]);
+        assert_eq!(before["docs/e.py"], after["docs/e.py"]);
+        assert!(!after.contains_key("src/h.rs"));
+
+        // A whole-tree run then catches up with the rest.
+        let full = index(&table, &encoder, &repo).await;
+        let last = by_path(&rows(&table).await);
+        assert_ne!(before["src/b.rs"], last["src/b.rs"]);
+        assert!(!last.contains_key("docs/e.py") && last.contains_key("src/h.rs"));
+        assert_eq!((full.files_indexed, full.files_deleted), (2, 1), "{full}");
+    });
+}
+
 /// Runs `lancet index` and returns its exit status.
 fn lancet_index(model: &Path, repo: &Path, db: &Path) -> std::process::ExitStatus {
     Command::new(env!("CARGO_BIN_EXE_lancet"))

@@ -13,3 +13,4 @@ mod permissions;
 mod search;
 mod sql;
 mod store;
+mod watch;

@@ -24,7 +24,14 @@ struct Client {
 impl Client {
     /// Starts `lancet --model MODEL mcp ROOT` and completes the handshake.
     fn start(model: &str, root: &Path) -> (Self, Value) {
-        let mut child = lancet_command(&["--model", model, "mcp", root.to_str().unwrap()], root)
+        Self::start_with(model, root, &[])
+    }
+
+    /// [`Client::start`] with more arguments of `lancet mcp`.
+    fn start_with(model: &str, root: &Path, options: &[&str]) -> (Self, Value) {
+        let mut args = vec!["--model", model, "mcp", root.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let mut child = lancet_command(&args, root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -357,9 +364,16 @@ fn stale_hits_are_marked_and_reindex_brings_the_index_back() {
         "{status}"
     );
 
-    let (started, is_error, text) = client.call("reindex", json!({}));
+    let (_, is_error, text) = client.call("reindex", json!({"paths": ["../elsewhere"]}));
+    assert!(
+        is_error && text.contains("outside the repository"),
+        "{text}"
+    );
+    let absolute = repo.join("src/auth.rs").display().to_string();
+    let (started, is_error, text) = client.call("reindex", json!({"paths": [absolute]}));
     assert!(!is_error, "{text}");
     assert_eq!(started["job"]["state"], "running", "{started}");
+    assert_eq!(started["job"]["paths"], json!(["src/auth.rs"]), "{started}");
     let mut status = Value::Null;
     for _ in 0..600 {
         status = client.call("index_status", json!({})).0;
@@ -371,6 +385,24 @@ fn stale_hits_are_marked_and_reindex_brings_the_index_back() {
     assert_eq!(status["job"]["state"], "done", "{status}");
     assert_eq!(status["job"]["files_indexed"], 1, "{status}");
     assert_eq!(status["files_changed"], 0, "{status}");
+    // The call carried a progress token: the job's progress came as notifications,
+    // the last one saying it is done.
+    let finished = |client: &Client| {
+        client.notifications.iter().any(|n| {
+            n["method"] == "notifications/progress"
+                && n["params"]["progressToken"] == "reindex"
+                && n["params"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("done: 1 files indexed"))
+        })
+    };
+    for _ in 0..50 {
+        if finished(&client) {
+            break;
+        }
+        client.call("index_status", json!({}));
+    }
+    assert!(finished(&client), "{:?}", client.notifications);
     let answer = client.search(json!({"query": "password hash", "mode": "text"}));
     assert_eq!(answer["stale_hits"], 0, "{answer}");
 }
@@ -399,4 +431,156 @@ fn without_an_index_or_a_model_the_server_starts_and_says_what_to_do() {
     assert!(init["result"].is_object(), "{init}");
     let (_, is_error, text) = client.call("reindex", json!({}));
     assert!(is_error && text.contains("--model"), "{text}");
+}
+
+/// A client of `lancet mcp --http`: JSON-RPC messages POSTed to the server's URL, the
+/// answers read from the event stream it replies with.
+struct HttpClient {
+    url: String,
+    session: Option<String>,
+}
+
+impl HttpClient {
+    /// POSTs `message`; returns the HTTP status and the JSON-RPC response, if any.
+    fn post(&mut self, message: Value) -> (u16, Value) {
+        let mut request = ureq::post(&self.url)
+            .set("Accept", "application/json, text/event-stream")
+            .set("Content-Type", "application/json");
+        if let Some(session) = &self.session {
+            request = request.set("Mcp-Session-Id", session);
+        }
+        let response = match request.send_string(&message.to_string()) {
+            Ok(response) => response,
+            Err(ureq::Error::Status(code, response)) => {
+                return (code, json!(response.into_string().unwrap_or_default()))
+            }
+            Err(e) => panic!("{e}"),
+        };
+        if let Some(session) = response.header("mcp-session-id") {
+            self.session = Some(session.to_string());
+        }
+        let status = response.status();
+        let body = response.into_string().unwrap();
+        let answer = body
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .chain(std::iter::once(body.as_str()))
+            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+            .find(|m| m.get("id").is_some())
+            .unwrap_or(Value::Null);
+        (status, answer)
+    }
+}
+
+#[test]
+fn the_http_transport_serves_the_same_tools() {
+    let work = tempfile::tempdir().unwrap();
+    let (model, repo) = indexed_repo(work.path());
+    let mut child = lancet_command(
+        &[
+            "--model",
+            &model,
+            "mcp",
+            "--http",
+            "127.0.0.1:0",
+            repo.to_str().unwrap(),
+        ],
+        &repo,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = stderr
+            .next()
+            .expect("the server ended before serving")
+            .unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim().to_string();
+        }
+    };
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(child);
+
+    let mut client = HttpClient { url, session: None };
+    let (status, init) = client.post(json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "lancet-tests", "version": "1"}
+        }
+    }));
+    assert_eq!(status, 200, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "lancet", "{init}");
+    assert!(client.session.is_some(), "the server named no session");
+    let (status, _) = client.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    assert_eq!(status, 202);
+
+    let (_, list) = client.post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    assert_eq!(
+        list["result"]["tools"].as_array().map(Vec::len),
+        Some(5),
+        "{list}"
+    );
+    let (_, call) = client.post(json!({
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "search_code", "arguments": {"query": "password hash", "mode": "text"}}
+    }));
+    let hits = &call["result"]["structuredContent"]["hits"];
+    assert_eq!(hits[0]["path"], "src/auth.rs", "{call}");
+
+    // A request without the session it belongs to is refused, not served.
+    let mut stranger = HttpClient {
+        url: client.url.clone(),
+        session: Some("no-such-session".into()),
+    };
+    let (status, _) = stranger.post(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}));
+    assert!((400..500).contains(&status), "{status}");
+}
+
+#[test]
+fn a_watching_server_indexes_the_repository_and_follows_its_edits() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 11);
+    let repo = work.path().join("repo");
+    write(
+        &repo,
+        "src/lib.rs",
+        "/// open the socket\npub fn listen() {}\n",
+    );
+    let (mut client, _) = Client::start_with(model.to_str().unwrap(), &repo, &["--watch"]);
+    let wait_for = |client: &mut Client, what: &str, done: &dyn Fn(&Value) -> bool| {
+        for _ in 0..600 {
+            let (status, _, _) = client.call("index_status", json!({}));
+            if done(&status) {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what}: not within a minute");
+    };
+    wait_for(&mut client, "the first index", &|s| {
+        s["indexed"] == true && s["files"] == 1 && s["job"]["state"] == "watching"
+    });
+    let (answer, is_error, text) = client.call("reindex", json!({}));
+    assert!(!is_error && text.contains("watches"), "{answer}");
+
+    write(
+        &repo,
+        "src/cache.rs",
+        "/// evict the least recently used entry\npub fn evict() {}\n",
+    );
+    wait_for(&mut client, "the new file", &|s| s["files"] == 2);
+    let answer = client.search(json!({"query": "evict", "mode": "text"}));
+    assert_eq!(answer["hits"][0]["path"], "src/cache.rs", "{answer}");
 }

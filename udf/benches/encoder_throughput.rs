@@ -6,11 +6,15 @@
 //! encoder uses; and a 32-token query after the 11-token query prompt. Each is run two
 //! ways in the same process, alternating: `full` (every layer at every position, the
 //! reference) and `pooled` (the encoder's path: the prompt's keys and values computed
-//! once and reused, the last layer at the pooled token only). Prints one JSON line and
-//! writes it to `$CARGO_TARGET_DIR/bench-encoder.json`. Compare with
-//! `scripts/bench_encoder_torch.py`, which runs transformers on the same lengths:
+//! once and reused, the last layer at the pooled token only). `--precision q8` runs the
+//! linear layers in 8-bit blocks and also reports their fidelity against f32 on the same
+//! weights, plain and with 30x outlier norm gains. Prints one JSON line and writes it to
+//! `$CARGO_TARGET_DIR/bench-encoder-PRECISION.json`. Each precision runs in its own
+//! process; compare with `scripts/bench_encoder_torch.py`, which runs transformers on the
+//! same lengths:
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32
+//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32 --precision q8
 //!     python3 scripts/bench_encoder_torch.py --chunks 32 --threads 2
 
 use candle_core::{DType, Device, Tensor};
@@ -18,7 +22,7 @@ use candle_nn::VarBuilder;
 use lancet_udf::model::{
     token_budget_batches, PrefixCache, Qwen2Config, Qwen2Model, RandomWeights,
 };
-use lancet_udf::DeviceSpec;
+use lancet_udf::{DeviceSpec, Precision};
 use std::time::Instant;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -128,17 +132,69 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+fn arg_text(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn model(cfg: &Qwen2Config, weights: RandomWeights, precision: Precision) -> Result<Qwen2Model> {
+    let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, Device::Cpu);
+    Ok(Qwen2Model::with_precision(cfg, vb, 1024, precision)?)
+}
+
+/// Mean and least cosine of q8 against f32 pooled vectors of `rows`, on `weights`.
+fn fidelity(
+    cfg: &Qwen2Config,
+    weights: RandomWeights,
+    rows: &[Vec<u32>],
+    budget: usize,
+    quantized: Option<&Qwen2Model>,
+) -> Result<(f64, f64)> {
+    let built;
+    let q8 = match quantized {
+        Some(model) => model,
+        None => {
+            built = model(cfg, weights.clone(), Precision::Q8)?;
+            &built
+        }
+    };
+    let prompt = &rows[0][..DOCUMENT_PROMPT_TOKENS];
+    let (_, got) = documents(q8, rows, budget, Some(&q8.prefix_cache(prompt)?))?;
+    let exact = model(cfg, weights, Precision::F32)?;
+    let (_, want) = documents(&exact, rows, budget, Some(&exact.prefix_cache(prompt)?))?;
+    let cosines: Vec<f64> = want.iter().zip(&got).map(|(a, b)| cosine(a, b)).collect();
+    let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
+    Ok((mean, cosines.iter().copied().fold(f64::MAX, f64::min)))
+}
+
 fn main() -> Result<()> {
     let chunks = arg("--chunks", 32);
     let budget = arg("--batch-tokens", DeviceSpec::Cpu.default_batch_tokens());
     let query_runs = arg("--query-runs", 30);
+    let precision: Precision = arg_text("--precision", "f32").parse()?;
     let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
-    let vb = VarBuilder::from_backend(
-        Box::new(RandomWeights { scale: 0.05 }),
-        DType::F32,
-        Device::Cpu,
-    );
-    let model = Qwen2Model::new(&cfg, vb, 1024)?;
+    let weights = RandomWeights::new(0.05, 1);
+    let load_started = Instant::now();
+    let model = model(&cfg, weights.clone(), precision)?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
 
     let rows: Vec<Vec<u32>> = chunk_lengths(chunks, 42)
         .into_iter()
@@ -181,12 +237,31 @@ fn main() -> Result<()> {
         pooled_query.push(start.elapsed().as_secs_f64());
     }
     let (full_p50, pooled_p50) = (median(full_query), median(pooled_query));
+    let peak_rss = peak_rss_mb();
+
+    // q8 against f32 on the same weights, and on weights with 30x outlier gains.
+    let fidelity_report = if precision == Precision::Q8 {
+        let sample = &rows[..rows.len().min(8)];
+        let (mean, min) = fidelity(&cfg, weights, sample, budget, Some(&model))?;
+        drop(model);
+        let outliers = RandomWeights::new(0.05, 1).with_outliers(&[3, 77, 500], 30.0);
+        let (outlier_mean, outlier_min) = fidelity(&cfg, outliers, sample, budget, None)?;
+        serde_json::json!({
+            "chunks": sample.len(),
+            "mean_cosine_vs_f32": mean, "min_cosine_vs_f32": min,
+            "outlier_model_mean_cosine": outlier_mean, "outlier_model_min_cosine": outlier_min,
+            "kernel": format!("{:?}", Precision::kernel()),
+        })
+    } else {
+        serde_json::Value::Null
+    };
 
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let report = serde_json::json!({
         "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
-        "dtype": "f32", "device": "cpu", "threads": threads, "chunks": chunks,
-        "tokens": tokens, "batch_tokens": budget,
+        "precision": precision.as_str(), "device": "cpu", "threads": threads, "chunks": chunks,
+        "tokens": tokens, "batch_tokens": budget, "load_seconds": load_seconds,
+        "peak_rss_mb": peak_rss,
         "documents": {
             "full_tokens_per_second": tokens as f64 / full_best,
             "pooled_tokens_per_second": tokens as f64 / pooled_best,
@@ -200,9 +275,11 @@ fn main() -> Result<()> {
             "prompt_cache_ms_once_per_task": query_prompt_seconds * 1e3,
             "runs": query_runs,
         },
+        "q8_fidelity": fidelity_report,
     });
     println!("{report}");
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    std::fs::write(format!("{target}/bench-encoder.json"), report.to_string())?;
+    let name = format!("{target}/bench-encoder-{}.json", precision.as_str());
+    std::fs::write(name, report.to_string())?;
     Ok(())
 }

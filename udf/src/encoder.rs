@@ -63,6 +63,14 @@ pub trait Encoder: Send + Sync {
         self.token_starts(text).map(|starts| starts.len())
     }
 
+    /// Tokens [`Encoder::encode`] would process for each text as `task` (prompt,
+    /// special tokens and truncation included: what [`Embeddings::tokens`] adds up),
+    /// where the encoder has a tokenizer. Plans and estimates use it.
+    fn input_tokens(&self, texts: &[&str], task: TaskRole) -> Option<Vec<usize>> {
+        let _ = (texts, task);
+        None
+    }
+
     /// Output width.
     fn dim(&self) -> usize {
         self.identity().dim

@@ -10,10 +10,11 @@ mod encoder;
 mod error;
 pub mod matryoshka;
 pub mod model;
+pub mod quant;
 mod task;
 
 pub use encoder::{Embeddings, Encoder};
 pub use error::{Error, Result};
 pub use lancet_schemas::{ModelIdentity, Pooling};
-pub use model::{DeviceSpec, EncoderOptions, ModelFiles, QwenEncoder, DEFAULT_MODEL};
+pub use model::{DeviceSpec, EncoderOptions, ModelFiles, Precision, QwenEncoder, DEFAULT_MODEL};
 pub use task::{Role, Task, TaskRole, PROMPT_SET};

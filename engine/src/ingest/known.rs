@@ -38,14 +38,41 @@ impl ChunkTable {
         Ok(out)
     }
 
+    /// Those of `hashes` that some row of the table has as its content hash.
+    pub async fn stored_contents(&self, hashes: &[&str]) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for batch in &self.rows_by_content(hashes, &[col::CONTENT_HASH]).await? {
+            let hash = strings(batch, col::CONTENT_HASH)?;
+            out.extend((0..batch.num_rows()).map(|i| hash.value(i).to_string()));
+        }
+        Ok(out)
+    }
+
     /// Stored vectors of rows whose content hash is among `hashes`.
     pub async fn vectors_by_content(
         &self,
         hashes: &[&str],
     ) -> Result<HashMap<String, (Vec<f16>, Vec<f16>)>> {
         let mut out = HashMap::new();
+        let columns = [col::CONTENT_HASH, col::EMBEDDING, self.prefix_column()];
+        for batch in &self.rows_by_content(hashes, &columns).await? {
+            let hash = strings(batch, col::CONTENT_HASH)?;
+            let full = fp16_vectors(batch.column(1).as_ref())?;
+            let prefix = fp16_vectors(batch.column(2).as_ref())?;
+            for i in 0..batch.num_rows() {
+                out.entry(hash.value(i).to_string())
+                    .or_insert_with(|| (full.row(i).to_vec(), prefix.row(i).to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `columns` of the rows whose content hash is among `hashes`, asked in parts that
+    /// keep each filter a reasonable size.
+    async fn rows_by_content(&self, hashes: &[&str], columns: &[&str]) -> Result<Vec<RecordBatch>> {
         let unique: HashSet<&str> = hashes.iter().copied().collect();
         let unique: Vec<&str> = unique.into_iter().collect();
+        let mut out = Vec::new();
         for part in unique.chunks(2_048) {
             let list = part
                 .iter()
@@ -56,24 +83,12 @@ impl ChunkTable {
                 .lance()
                 .query()
                 .only_if(format!("{} IN ({list})", col::CONTENT_HASH))
-                .select(Select::columns(&[
-                    col::CONTENT_HASH,
-                    col::EMBEDDING,
-                    self.prefix_column(),
-                ]))
+                .select(Select::columns(columns))
                 .execute()
                 .await?
                 .try_collect()
                 .await?;
-            for batch in &batches {
-                let hash = strings(batch, col::CONTENT_HASH)?;
-                let full = fp16_vectors(batch.column(1).as_ref())?;
-                let prefix = fp16_vectors(batch.column(2).as_ref())?;
-                for i in 0..batch.num_rows() {
-                    out.entry(hash.value(i).to_string())
-                        .or_insert_with(|| (full.row(i).to_vec(), prefix.row(i).to_vec()));
-                }
-            }
+            out.extend(batches);
         }
         Ok(out)
     }

@@ -5,19 +5,25 @@
 //! a job killed at any point leaves every file either at its old or its new state, and
 //! files already written are skipped by their hash when the job runs again.
 
+mod freshness;
 mod known;
 mod language;
 mod pending;
 mod pipeline;
+mod plan;
 mod scan;
 mod summary;
 mod walk;
+mod watch;
 
+pub use freshness::{changed_files, is_stale, Freshness};
 pub use language::LanguageMap;
 pub use pending::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
+pub use plan::{calibrate, plan_directory, Calibration, IngestPlan};
 pub use scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 pub use summary::{IngestSummary, SkipReason};
 pub use walk::{content_hash, read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
+pub use watch::{watch_directory, WatchEvent, WatchOptions};
 
 use crate::error::Result;
 use crate::store::ChunkTable;

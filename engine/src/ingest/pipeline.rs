@@ -4,9 +4,10 @@
 use super::pending::{EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 use super::summary::{IngestSummary, SkipReason};
+use super::walk::is_at_or_under;
 use super::{IngestOptions, Progress, HEADER_TOKENS};
 use crate::error::{Error, Result};
-use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk};
+use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk, WriterLock};
 use lancet_chunk::{ChunkOptions, Chunker};
 use lancet_udf::{Encoder, Task};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -34,6 +35,8 @@ struct GroupStats {
 /// A group of files on its way to the encoder.
 struct EmbedJob {
     scope: Vec<String>,
+    /// Files gone from the tree, removed in the same commit (the last group's).
+    removed: Vec<String>,
     ready: Vec<EmbeddedChunk>,
     to_embed: Vec<PendingChunk>,
     stats: GroupStats,
@@ -42,6 +45,7 @@ struct EmbedJob {
 /// A group of files ready to commit.
 struct WriteJob {
     scope: Vec<String>,
+    removed: Vec<String>,
     rows: Vec<EmbeddedChunk>,
     stats: GroupStats,
 }
@@ -55,7 +59,21 @@ pub(super) async fn run(
 ) -> Result<IngestSummary> {
     table.check_encoder(encoder.identity())?;
     table.check_writable()?;
-    let _writer = table.lock_for_writing().await?;
+    let writer = table.lock_for_writing().await?;
+    run_locked(table, encoder, root, options, progress, &writer).await
+}
+
+/// [`run`] for a caller that holds the table's writer lock already (a watcher holds it
+/// for its whole life).
+pub(super) async fn run_locked(
+    table: &ChunkTable,
+    encoder: Arc<dyn Encoder>,
+    root: &Path,
+    options: &IngestOptions,
+    progress: &mut Progress<'_>,
+    _writer: &WriterLock,
+) -> Result<IngestSummary> {
+    table.check_encoder(encoder.identity())?;
     if !root.is_dir() {
         return Err(Error::Io {
             path: root.display().to_string(),
@@ -64,22 +82,7 @@ pub(super) async fn run(
     }
     let started = Instant::now();
     let known = Arc::new(table.file_hashes(&options.repo).await?);
-    let mut chunk_options =
-        ChunkOptions::for_tokens(options.chunk_tokens.saturating_sub(HEADER_TOKENS).max(32));
-    chunk_options.syntax = options.syntax;
-    chunk_options.counter = EncoderTokens::for_encoder(encoder.clone());
-    let events = scan(
-        root.to_path_buf(),
-        ScanOptions {
-            repo: options.repo.clone(),
-            walk: options.walk.clone(),
-            exclude: options.exclude.clone(),
-            threads: options.threads,
-            chunker: Chunker::new(chunk_options),
-            queue: 256,
-        },
-        known.clone(),
-    );
+    let events = start_scan(root, options, encoder.clone(), known.clone());
 
     let summary = Mutex::new(IngestSummary::default());
     let progress = Mutex::new(progress);
@@ -116,24 +119,17 @@ pub(super) async fn run(
             if matches!(event, ScanEvent::File(_)) && lock(&summary).files_found > 0 {
                 lock(&summary).files_scanned += 1;
             }
+            if let ScanEvent::File(outcome) = &event {
+                seen.note(outcome);
+            }
             match event {
                 ScanEvent::Found(n) => lock(&summary).files_found = n,
-                ScanEvent::File(FileOutcome::Skipped(reason, path)) => {
-                    lock(&summary).skip(reason);
-                    if let Some(path) = path.filter(|_| reason != SkipReason::Vanished) {
-                        seen.skipped.insert(path, reason);
-                    }
+                ScanEvent::File(FileOutcome::Skipped(reason, _)) => lock(&summary).skip(reason),
+                ScanEvent::File(FileOutcome::Unreadable(_)) => {
+                    lock(&summary).skip(SkipReason::Unreadable)
                 }
-                ScanEvent::File(FileOutcome::Unreadable(path)) => {
-                    lock(&summary).skip(SkipReason::Unreadable);
-                    seen.keep_under(path);
-                }
-                ScanEvent::File(FileOutcome::Unchanged(path)) => {
-                    seen.files.insert(path);
-                    lock(&summary).files_unchanged += 1;
-                }
+                ScanEvent::File(FileOutcome::Unchanged(_)) => lock(&summary).files_unchanged += 1,
                 ScanEvent::File(FileOutcome::Chunked(file)) => {
-                    seen.files.insert(file.rel_path.clone());
                     group_chunks += file.chunks.len();
                     group.push(file);
                     if group.len() >= options.commit_files || group_chunks >= options.commit_chunks
@@ -151,12 +147,15 @@ pub(super) async fn run(
                 last_report = Instant::now();
             }
         }
-        if !group.is_empty() {
-            let job = prepare(table, group).await?;
+        // Files gone from the tree leave in the last commit, beside the last group.
+        let removed = vanished(&known, &seen, options)?;
+        if !group.is_empty() || !removed.is_empty() {
+            let mut job = prepare(table, group).await?;
+            job.removed = removed;
             let _ = embed_tx.send(job).await;
         }
         drop(embed_tx);
-        Ok::<_, Error>(seen)
+        Ok::<_, Error>(())
     };
 
     let write = async {
@@ -175,25 +174,9 @@ pub(super) async fn run(
     // otherwise wait forever.
     drop(write_rx);
     let encoder_result = encoder_thread.join();
-    let (seen, ()) = joined?;
+    joined?;
     if encoder_result.is_err() {
         return Err(Error::Ingest("the encoder thread panicked".into()));
-    }
-
-    let vanished: Vec<(String, String)> = known
-        .keys()
-        .filter(|path| seen.is_gone(path))
-        .map(|path| (options.repo.clone(), path.clone()))
-        .collect();
-    if !options.allow_remove_all && vanished.len() == known.len() {
-        refuse_to_remove_all(&vanished, &seen, &options.repo)?;
-    }
-    if !vanished.is_empty() {
-        let written = table.replace_files(&vanished, &[]).await?;
-        let mut s = lock(&summary);
-        s.files_deleted = vanished.len();
-        s.chunks_removed += written.deleted;
-        s.commits += 1;
     }
     report();
     let mut summary = lock(&summary).clone();
@@ -201,12 +184,57 @@ pub(super) async fn run(
     Ok(summary)
 }
 
+/// Starts the scan of `root` as `options` say, chunks sized with `encoder`'s tokenizer.
+pub(super) fn start_scan(
+    root: &Path,
+    options: &IngestOptions,
+    encoder: Arc<dyn Encoder>,
+    known: Arc<HashMap<String, String>>,
+) -> queue::Receiver<ScanEvent> {
+    let mut chunk_options =
+        ChunkOptions::for_tokens(options.chunk_tokens.saturating_sub(HEADER_TOKENS).max(32));
+    chunk_options.syntax = options.syntax;
+    chunk_options.counter = EncoderTokens::for_encoder(encoder);
+    scan(
+        root.to_path_buf(),
+        ScanOptions {
+            repo: options.repo.clone(),
+            walk: options.walk.clone(),
+            exclude: options.exclude.clone(),
+            threads: options.threads,
+            chunker: Chunker::new(chunk_options),
+            queue: 256,
+        },
+        known,
+    )
+}
+
+/// The files the table holds that are gone from the tree. A run limited to some paths
+/// says nothing about files outside them.
+pub(super) fn vanished(
+    known: &HashMap<String, String>,
+    seen: &Seen,
+    options: &IngestOptions,
+) -> Result<Vec<String>> {
+    let mut gone: Vec<String> = known
+        .keys()
+        .filter(|path| options.walk.covers(path) && seen.is_gone(path))
+        .cloned()
+        .collect();
+    gone.sort();
+    let whole_tree = options.walk.only.is_empty();
+    if whole_tree && !options.allow_remove_all && !gone.is_empty() && gone.len() == known.len() {
+        refuse_to_remove_all(&gone, seen, &options.repo)?;
+    }
+    Ok(gone)
+}
+
 /// Fails when a run would remove every file of `repo` although some are still on
 /// disk, skipped for this run's options (a size limit wrapped to zero, a wrong
 /// `.ignore`): the whole index would go for one mistake, so the user must say so.
-fn refuse_to_remove_all(vanished: &[(String, String)], seen: &Seen, repo: &str) -> Result<()> {
+fn refuse_to_remove_all(vanished: &[String], seen: &Seen, repo: &str) -> Result<()> {
     let mut on_disk: BTreeMap<SkipReason, usize> = BTreeMap::new();
-    for (_, path) in vanished {
+    for path in vanished {
         if let Some(reason) = seen.skipped_reason(path) {
             *on_disk.entry(reason).or_default() += 1;
         }
@@ -231,7 +259,7 @@ fn refuse_to_remove_all(vanished: &[(String, String)], seen: &Seen, repo: &str) 
 /// What the scan saw of the tree: the files it read, the files and folders it skipped,
 /// and the unreadable paths whose rows must stay because nothing says they changed.
 #[derive(Default)]
-struct Seen {
+pub(super) struct Seen {
     files: HashSet<String>,
     /// Skipped files and folders still on disk, with the reason.
     skipped: HashMap<String, SkipReason>,
@@ -242,6 +270,23 @@ struct Seen {
 }
 
 impl Seen {
+    /// Records what one file's outcome says about the tree.
+    pub(super) fn note(&mut self, outcome: &FileOutcome) {
+        match outcome {
+            FileOutcome::Skipped(reason, Some(path)) if *reason != SkipReason::Vanished => {
+                self.skipped.insert(path.clone(), *reason);
+            }
+            FileOutcome::Skipped(..) => {}
+            FileOutcome::Unreadable(path) => self.keep_under(path.clone()),
+            FileOutcome::Unchanged(path) => {
+                self.files.insert(path.clone());
+            }
+            FileOutcome::Chunked(file) => {
+                self.files.insert(file.rel_path.clone());
+            }
+        }
+    }
+
     fn keep_under(&mut self, path: Option<String>) {
         match path {
             Some(path) => self.kept.push(path),
@@ -264,12 +309,6 @@ impl Seen {
             .chain(folders)
             .find_map(|at| self.skipped.get(at).copied())
     }
-}
-
-/// Whether `path` is `folder` or lies below it (`/`-separated relative paths).
-fn is_at_or_under(path: &str, folder: &str) -> bool {
-    path.strip_prefix(folder)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -315,6 +354,7 @@ async fn prepare(table: &ChunkTable, files: Vec<ChunkedFile>) -> Result<EmbedJob
     }
     Ok(EmbedJob {
         scope,
+        removed: Vec::new(),
         ready,
         to_embed,
         stats,
@@ -380,6 +420,7 @@ fn embed_group(
 ) -> Result<WriteJob> {
     let EmbedJob {
         scope,
+        removed,
         mut ready,
         to_embed,
         mut stats,
@@ -417,14 +458,16 @@ fn embed_group(
     }
     Ok(WriteJob {
         scope,
+        removed,
         rows: ready,
         stats,
     })
 }
 
-/// Commits one group. Files the table did not hold when the job started are appended:
-/// the writer lock guarantees no other job added them since, and an append skips the
-/// merge's scan of the table for rows to replace (the cost that grows with the table).
+/// Commits one group (and the files removed with it). Files the table did not hold when
+/// the job started are appended: the writer lock guarantees no other job added them
+/// since, and an append skips the merge's scan of the table for rows to replace (the
+/// cost that grows with the table).
 async fn commit(
     table: &ChunkTable,
     repo: &str,
@@ -432,19 +475,22 @@ async fn commit(
     job: WriteJob,
     summary: &Mutex<IngestSummary>,
 ) -> Result<()> {
-    let all_new = job.scope.iter().all(|path| !known.contains_key(path));
+    let all_new = job.removed.is_empty() && job.scope.iter().all(|path| !known.contains_key(path));
+    let removed = job.removed.len();
     let report = if all_new {
         table.append(&job.rows).await?
     } else {
         let scope: Vec<(String, String)> = job
             .scope
             .into_iter()
+            .chain(job.removed)
             .map(|path| (repo.to_string(), path))
             .collect();
         table.replace_files(&scope, &job.rows).await?
     };
     let stats = job.stats;
     let mut s = lock(summary);
+    s.files_deleted += removed;
     s.files_indexed += stats.files;
     s.bytes_indexed += stats.bytes;
     s.lossy_utf8 += stats.lossy;

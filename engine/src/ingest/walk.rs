@@ -57,6 +57,9 @@ pub struct WalkOptions {
     pub follow_symlinks: bool,
     /// File names and extensions that are indexed.
     pub languages: LanguageMap,
+    /// Limit the walk to these files and folders, relative to the root and
+    /// `/`-separated (empty: the whole root). Ignore rules still apply from the root down.
+    pub only: Vec<String>,
 }
 
 impl Default for WalkOptions {
@@ -69,8 +72,43 @@ impl Default for WalkOptions {
             include_hidden: false,
             follow_symlinks: false,
             languages: LanguageMap::default(),
+            only: Vec::new(),
         }
     }
+}
+
+impl WalkOptions {
+    /// Whether a file at `rel_path` (relative, `/`-separated) is inside the walk's scope.
+    pub fn covers(&self, rel_path: &str) -> bool {
+        in_scope(&self.only, rel_path, false)
+    }
+}
+
+/// Whether `rel` (relative to the root, `/`-separated) lies inside one of `only`'s
+/// paths or, for a folder, leads to one (the walk must enter it to reach them).
+fn in_scope(only: &[String], rel: &str, is_dir: bool) -> bool {
+    let trim = |s: &'_ str| s.trim_start_matches("./").trim_matches('/').to_string();
+    let rel = trim(rel);
+    only.is_empty()
+        || only.iter().any(|scope| {
+            let scope = trim(scope);
+            scope.is_empty()
+                || scope == "."
+                || is_at_or_under(&rel, &scope)
+                || (is_dir && (rel.is_empty() || is_at_or_under(&scope, &rel)))
+        })
+}
+
+/// Whether `path` is `folder` or lies below it (`/`-separated relative paths).
+pub(crate) fn is_at_or_under(path: &str, folder: &str) -> bool {
+    path.strip_prefix(folder)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// `path` relative to `root` with `/` separators (empty for the root itself); `None`
+/// for a path outside the root or a name that is not UTF-8.
+fn relative_str(root: &Path, path: &Path) -> Option<String> {
+    Some(path.strip_prefix(root).ok()?.to_str()?.replace('\\', "/"))
 }
 
 /// A file that passed the walk's checks.
@@ -124,6 +162,12 @@ pub fn walk<'a>(
         let exclude = exclude.clone();
         move |path: &Path| exclude.as_deref() == Some(path)
     };
+    let scoped = {
+        let (root, only) = (root.to_path_buf(), options.only.clone());
+        move |path: &Path, is_dir: bool| {
+            relative_str(&root, path).is_none_or(|rel| in_scope(&only, &rel, is_dir))
+        }
+    };
     let walker = WalkBuilder::new(root)
         .hidden(!options.include_hidden)
         .follow_links(options.follow_symlinks)
@@ -136,11 +180,14 @@ pub fn walk<'a>(
         .filter_entry(move |entry| {
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
             !(is_dir && (entry.file_name() == ".git" || is_excluded(entry.path())))
+                && scoped(entry.path(), is_dir)
         })
         .sort_by_file_name(|a, b| a.cmp(b))
         .build();
     let mut unlisted = Unlisted {
         exclude,
+        root: root.to_path_buf(),
+        only: options.only.clone(),
         include_hidden: options.include_hidden,
         pending: BTreeSet::new(),
     };
@@ -202,6 +249,9 @@ fn item_of(
 /// it entered, less the entries it yielded. A filtered folder counts once, unentered.
 struct Unlisted {
     exclude: Option<PathBuf>,
+    root: PathBuf,
+    /// The walk's scope: entries outside it are not expected.
+    only: Vec<String>,
     include_hidden: bool,
     pending: BTreeSet<PathBuf>,
 }
@@ -232,8 +282,11 @@ impl Unlisted {
         };
         for child in children.flatten() {
             let path = child.path();
-            let is_git = child.file_name() == ".git" && child.file_type().is_ok_and(|t| t.is_dir());
-            if !is_git && self.exclude.as_deref() != Some(path.as_path()) {
+            let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+            let is_git = child.file_name() == ".git" && is_dir;
+            let in_scope = relative_str(&self.root, &path)
+                .is_none_or(|rel| in_scope(&self.only, &rel, is_dir));
+            if !is_git && in_scope && self.exclude.as_deref() != Some(path.as_path()) {
                 self.pending.insert(path);
             }
         }
@@ -363,4 +416,24 @@ fn classify(path: &Path, rel: &Path, options: &WalkOptions) -> WalkItem {
 /// A NUL byte in the first 8 KiB marks a binary file (as git and ripgrep decide).
 fn looks_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8192)].contains(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_scope;
+
+    #[test]
+    fn a_scope_holds_its_paths_and_the_folders_leading_to_them() {
+        let only = ["src/a.rs".to_string(), "./lib/".to_string()];
+        assert!(in_scope(&only, "src/a.rs", false));
+        assert!(in_scope(&only, "lib/deep/x.rs", false));
+        assert!(in_scope(&only, "src", true), "a folder leading to a scope");
+        assert!(in_scope(&only, "", true), "the root");
+        assert!(!in_scope(&only, "src/a.rs.bak", false));
+        assert!(!in_scope(&only, "src/b.rs", false));
+        assert!(!in_scope(&only, "src", false), "a file is not a folder");
+        assert!(!in_scope(&only, "library", true));
+        assert!(in_scope(&[], "anything", false), "no scope: the whole tree");
+        assert!(in_scope(&[".".to_string()], "x/y", false));
+    }
 }

@@ -168,6 +168,42 @@ impl ChunkTable {
         })
         .await
     }
+
+    /// [`Self::optimize`] for a table under continuous writes (a watcher): compacts, folds
+    /// new rows into the indexes, and removes versions older than `retention` (never the
+    /// latest). A reader keeps a version for the length of one query plus its
+    /// consistency interval, so a retention of minutes never deletes files a live reader
+    /// holds; files no version refers to (an interrupted commit's) are left to a week.
+    pub async fn optimize_with_retention(
+        &self,
+        options: &IndexOptions,
+        retention: std::time::Duration,
+    ) -> Result<IndexReport> {
+        use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
+        self.check_writable()?;
+        let older_than = Duration::from_std(retention)
+            .map_err(|e| crate::error::Error::InvalidArgument(format!("retention: {e}")))?;
+        retry_on_conflict(|| async {
+            self.table
+                .optimize(OptimizeAction::Compact {
+                    options: CompactionOptions::default(),
+                    remap_options: None,
+                })
+                .await?;
+            self.table
+                .optimize(OptimizeAction::Prune {
+                    older_than: Some(older_than),
+                    delete_unverified: Some(false),
+                    error_if_tagged_old_versions: Some(false),
+                })
+                .await?;
+            self.table
+                .optimize(OptimizeAction::Index(Default::default()))
+                .await?;
+            self.ensure_indexes_once(options).await
+        })
+        .await
+    }
 }
 
 /// Runs `op` again, backing off, while it fails with a commit conflict (a few times, then

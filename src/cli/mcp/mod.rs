@@ -1,11 +1,11 @@
 //! `lancet mcp`: the index served to coding agents over the Model Context Protocol
-//! (stdio), sized for their context windows.
+//! (stdio, or streamable HTTP with `--http`), sized for their context windows.
 //!
 //! `initialize` is answered at once; the model loads in the background from the start.
 //! Tools: `search_code`, `find_similar`, `index_status`, `reindex`, `sql`.
 
 mod budget;
-mod freshness;
+mod http;
 mod index;
 mod schema;
 mod search;
@@ -26,6 +26,14 @@ pub struct McpArgs {
     /// Repository to serve (its index is `ROOT/.lancet` unless --db says otherwise).
     #[arg(default_value = ".")]
     pub root: PathBuf,
+    /// Serve the streamable HTTP transport at http://ADDR/mcp (e.g. 127.0.0.1:8765)
+    /// instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Index the repository, then keep the index current as files change (as `lancet
+    /// watch` does), while serving.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 pub async fn run(args: &Args, a: &McpArgs) -> Result<()> {
@@ -36,11 +44,27 @@ pub async fn run(args: &Args, a: &McpArgs) -> Result<()> {
     let shared = Arc::new(state::Shared::new(args, root));
     // Load the model now, beside the handshake: the first search finds it ready.
     let loading = shared.clone();
+    let loading_failed = shared.clone();
+    let watch = a.watch;
     tokio::spawn(async move {
-        if let Err(e) = loading.encoder().await {
+        let started = if watch {
+            index::watch(loading).await
+        } else {
+            loading.encoder().await.map(|_| ())
+        };
+        if let Err(e) = started {
             tracing::warn!("{e}");
+            if watch {
+                if let Ok(mut job) = loading_failed.job.lock() {
+                    job.status.state = "failed".into();
+                    job.status.error = format!("the watcher stopped: {e}");
+                }
+            }
         }
     });
+    if let Some(addr) = &a.http {
+        return http::serve(shared, addr).await;
+    }
     let server = server::LancetMcp::new(shared)
         .serve(rmcp::transport::stdio())
         .await

@@ -122,10 +122,20 @@ pub struct SqlArgs {
     pub max_tokens: u32,
 }
 
-/// Arguments of `index_status` and `reindex`: none.
+/// Arguments of `index_status`: none.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
+
+/// Arguments of `reindex`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReindexArgs {
+    /// Files or folders to re-index, relative to the repository root (or absolute
+    /// inside it); empty for the whole repository. Deleted paths are removed.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
 
 /// One search hit.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -183,8 +193,10 @@ pub struct SqlAnswer {
 /// An indexing job started by `reindex`.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct JobStatus {
-    /// `idle`, `running`, `done` or `failed`.
+    /// `idle`, `running`, `done` or `failed`; `watching` under `lancet mcp --watch`.
     pub state: String,
+    /// The paths the job re-indexes (empty: the whole repository).
+    pub paths: Vec<String>,
     /// Files found by the walk so far.
     pub files_found: u64,
     /// Files read so far.

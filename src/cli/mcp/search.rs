@@ -1,9 +1,9 @@
 //! `search_code` and `find_similar`: rankings, pages and the answer's budget.
 
 use super::budget::{self, first_lines, json_tokens, SNIPPET_LINES};
-use super::freshness::is_stale;
 use super::schema::{Detail, Hit, Mode, SearchAnswer, SearchArgs, SimilarArgs};
 use super::state::Shared;
+use lancet::engine::ingest::is_stale;
 use lancet::engine::{ChunkTable, Filter, SearchHit, SearchRequest};
 use lancet::udf::{Task, TaskRole};
 use std::collections::HashMap;

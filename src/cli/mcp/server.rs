@@ -2,7 +2,8 @@
 //! can act on is a tool result with `isError` and a message saying what to do.
 
 use super::schema::{
-    NoArgs, ReindexAnswer, SearchAnswer, SearchArgs, SimilarArgs, SqlAnswer, SqlArgs, StatusAnswer,
+    NoArgs, ReindexAnswer, ReindexArgs, SearchAnswer, SearchArgs, SimilarArgs, SqlAnswer, SqlArgs,
+    StatusAnswer,
 };
 use super::state::Shared;
 use super::{index, search, sql};
@@ -96,8 +97,10 @@ impl LancetMcp {
     }
 
     #[tool(
-        description = "Re-index the repository incrementally in the background (unchanged \
-                       files are skipped); index_status reports progress. Refused while \
+        description = "Re-index the repository, or only the given files and folders, \
+                       incrementally in the background (unchanged files are skipped, deleted \
+                       ones removed); index_status reports progress, and so do progress \
+                       notifications when the call carries a progress token. Refused while \
                        another job writes the index.",
         annotations(
             read_only_hint = false,
@@ -108,11 +111,20 @@ impl LancetMcp {
     )]
     async fn reindex(
         &self,
-        Parameters(_): Parameters<NoArgs>,
+        Parameters(args): Parameters<ReindexArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<Json<ReindexAnswer>, String> {
         self.note_model_loading(&context).await;
-        index::reindex(self.shared.clone()).await.map(Json)
+        let sink = context
+            .meta
+            .get_progress_token()
+            .map(|token| index::ProgressSink {
+                peer: context.peer.clone(),
+                token,
+            });
+        index::reindex(self.shared.clone(), args, sink)
+            .await
+            .map(Json)
     }
 
     #[tool(

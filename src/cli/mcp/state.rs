@@ -7,7 +7,7 @@ use crate::cli::locate::db_for_root;
 use crate::cli::Args;
 use lancet::engine::ingest::{IngestOptions, IngestSummary};
 use lancet::engine::{ChunkTable, Consistency, Database, Error as EngineError};
-use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
+use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, Precision, QwenEncoder};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,11 +32,14 @@ pub struct Shared {
     consistency: Consistency,
     model: String,
     device: String,
+    precision: Precision,
     encoder: OnceCell<LoadedEncoder>,
     /// File hashes of the served repository at one table version.
     hashes: Mutex<Option<FileHashes>>,
     /// The last or running `reindex` job.
     pub job: Mutex<Job>,
+    /// Set while a watcher (`--watch`) keeps the index current and holds its writer lock.
+    pub watching: std::sync::atomic::AtomicBool,
 }
 
 /// A `reindex` job's progress.
@@ -88,9 +91,11 @@ impl Shared {
             consistency: args.consistency,
             model: args.model.clone(),
             device: args.device.clone(),
+            precision: args.precision,
             encoder: OnceCell::new(),
             hashes: Mutex::new(None),
             job: Mutex::new(Job::default()),
+            watching: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -99,7 +104,9 @@ impl Shared {
         self.encoder
             .get_or_init(|| async {
                 let (model, device) = (self.model.clone(), self.device.clone());
-                let loaded = tokio::task::spawn_blocking(move || load(&model, &device)).await;
+                let precision = self.precision;
+                let loaded =
+                    tokio::task::spawn_blocking(move || load(&model, &device, precision)).await;
                 loaded.unwrap_or_else(|e| Err(format!("loading the model failed: {e}")))
             })
             .await
@@ -175,12 +182,13 @@ impl Shared {
     }
 }
 
-fn load(model: &str, device: &str) -> LoadedEncoder {
+fn load(model: &str, device: &str, precision: Precision) -> LoadedEncoder {
     let device: DeviceSpec = device.parse().map_err(|e| format!("{e}"))?;
     // Documents as long as `lancet index` embeds them: its chunk budget plus the header.
     let options = EncoderOptions {
         device,
         max_document_tokens: IngestOptions::default().chunk_tokens + 64,
+        precision,
         ..EncoderOptions::default()
     };
     match QwenEncoder::load(model, options) {

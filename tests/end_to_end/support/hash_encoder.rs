@@ -83,4 +83,8 @@ impl Encoder for HashEncoder {
             truncated: 0,
         })
     }
+
+    fn input_tokens(&self, texts: &[&str], _task: TaskRole) -> Option<Vec<usize>> {
+        Some(texts.iter().map(|t| t.split_whitespace().count()).collect())
+    }
 }

@@ -4,6 +4,7 @@ use super::batching::token_budget_batches;
 use super::config::Qwen2Config;
 use super::device::DeviceSpec;
 use super::files::ModelFiles;
+use super::precision::Precision;
 use super::qwen2::{PrefixCache, Qwen2Model};
 use super::tokenizer::{TextTokenizer, Tokenized};
 use crate::{
@@ -29,6 +30,8 @@ pub struct EncoderOptions {
     /// device's default (small on CPU, where activations that stay in cache win; large
     /// on CUDA, where bigger matrix products fill the GPU).
     pub batch_tokens: Option<usize>,
+    /// Arithmetic of the linear layers (`q8`: 8-bit blocks, CPU only).
+    pub precision: Precision,
 }
 
 impl Default for EncoderOptions {
@@ -39,6 +42,7 @@ impl Default for EncoderOptions {
             max_query_tokens: 8192,
             max_document_tokens: 512,
             batch_tokens: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -69,6 +73,11 @@ impl QwenEncoder {
             source,
         })?;
         let config = Qwen2Config::from_json(&config_text, &files.config.display().to_string())?;
+        if options.precision == Precision::Q8 && options.device != DeviceSpec::Cpu {
+            return Err(Error::Model(
+                "q8 runs on the CPU: use --precision f32 with a GPU".into(),
+            ));
+        }
         let device = options.device.open()?;
         let dtype = options.dtype.unwrap_or(options.device.default_dtype());
         // SAFETY: the files are memory-mapped read-only; Lancet never writes them, and a
@@ -76,12 +85,13 @@ impl QwenEncoder {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device) }
             .map_err(|e| Error::Model(format!("cannot read weights of {}: {e}", files.id)))?;
         let max_positions = options.max_query_tokens.max(options.max_document_tokens);
-        let model = Qwen2Model::new(&config, vb, max_positions).map_err(|e| {
-            Error::Model(format!(
-                "weights of {} do not match its config.json: {e}",
-                files.id
-            ))
-        })?;
+        let model = Qwen2Model::with_precision(&config, vb, max_positions, options.precision)
+            .map_err(|e| {
+                Error::Model(format!(
+                    "weights of {} do not match its config.json: {e}",
+                    files.id
+                ))
+            })?;
         let limit = |n: usize| n.min(model.max_positions());
         let query_tokenizer =
             TextTokenizer::from_file(&files.tokenizer, limit(options.max_query_tokens))?;
@@ -209,5 +219,12 @@ impl Encoder for QwenEncoder {
 
     fn token_starts(&self, text: &str) -> Option<Vec<usize>> {
         self.document_tokenizer.token_starts(text).ok()
+    }
+
+    fn input_tokens(&self, texts: &[&str], task: TaskRole) -> Option<Vec<usize>> {
+        let prompted: Vec<String> = texts.iter().map(|t| task.apply(t)).collect();
+        let tokenized = self.tokenizer(task.role).encode_batch(prompted).ok()?;
+        // As `encode` counts them: an empty encoding runs as one pad token.
+        Some(tokenized.iter().map(|t| t.ids.len().max(1)).collect())
     }
 }

@@ -1,12 +1,21 @@
 //! Whether indexed files still hold what was indexed: a hit on a file edited since is
-//! marked stale, and the status counts the files that changed.
+//! marked stale, and a status counts the files that changed.
 
-use lancet::engine::ingest::{content_hash, read_source, walk, WalkItem, WalkOptions};
+use super::walk::{content_hash, read_source, walk, WalkItem, WalkOptions};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// How many changed paths the status names.
+/// How many changed paths a [`Freshness`] names.
 const EXAMPLES: usize = 5;
+
+/// How far a tree has moved from its index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Freshness {
+    /// Files new, changed or gone since they were indexed.
+    pub changed: usize,
+    /// A few of them, in path order (changed and new first, then gone).
+    pub examples: Vec<String>,
+}
 
 /// Whether `path` (relative to `root`) no longer has the bytes hashed to `indexed`.
 /// A file that cannot be read counts as changed: the agent should look at it.
@@ -20,22 +29,22 @@ pub fn is_stale(root: &Path, path: &str, indexed: Option<&str>) -> bool {
     }
 }
 
-/// Files new, changed or gone under `root` compared with `known` (path to hash), with
-/// the same walk rules as `lancet index`; and a few of their paths.
+/// Files new, changed or gone under `root` compared with `known` (path to hash, as
+/// [`crate::ChunkTable::file_hashes`] gives it), walked with `options`.
 pub fn changed_files(
     root: &Path,
-    exclude: Option<std::path::PathBuf>,
+    options: &WalkOptions,
+    exclude: Option<PathBuf>,
     known: &HashMap<String, String>,
-) -> (u64, Vec<String>) {
-    let options = WalkOptions::default();
+) -> Freshness {
     let mut seen = HashSet::new();
     let mut changed = Vec::new();
-    for item in walk(root, &options, exclude) {
+    for item in walk(root, options, exclude) {
         let WalkItem::File(candidate) = item else {
             continue;
         };
         let rel_path = candidate.rel_path.clone();
-        let Ok(file) = read_source(candidate, &options) else {
+        let Ok(file) = read_source(candidate, options) else {
             continue;
         };
         if known.get(&rel_path) != Some(&file.hash) {
@@ -50,7 +59,10 @@ pub fn changed_files(
         .collect();
     gone.sort();
     changed.extend(gone);
-    let count = changed.len() as u64;
+    let count = changed.len();
     changed.truncate(EXAMPLES);
-    (count, changed)
+    Freshness {
+        changed: count,
+        examples: changed,
+    }
 }

@@ -1,0 +1,53 @@
+//! The arithmetic of the encoder's matrix products: f32 (bf16 on CUDA), or 8-bit blocks
+//! on the CPU.
+
+use crate::quant::Kernel;
+use crate::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// Precision of the linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// The device's float type: f32 on CPU, bf16 on CUDA.
+    #[default]
+    F32,
+    /// Weights and activations in 8-bit blocks of 32 with f32 scales (CPU only); norms,
+    /// attention, softmax and pooling stay in f32.
+    Q8,
+}
+
+impl Precision {
+    /// The name used by `--precision` and recorded with tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Q8 => "q8",
+        }
+    }
+
+    /// The kernel that runs q8 products on this CPU.
+    pub fn kernel() -> Kernel {
+        Kernel::detect()
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float" => Ok(Precision::F32),
+            "q8" | "int8" | "8bit" => Ok(Precision::Q8),
+            other => Err(Error::Model(format!(
+                "unknown precision `{other}`: use f32 or q8"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! 8-bit matrix products for the CPU encoder (`--precision q8`).
+//!
+//! Weights and activations are cut along the inner dimension into blocks of 32 values,
+//! each stored as 32 signed bytes in -127..=127 and one f32 scale (llama.cpp's Q8_0
+//! layout). Blocks keep an outlier channel from costing the precision of the whole row:
+//! it only coarsens its own block. A product accumulates each block's 32 byte products
+//! exactly in i32 and scales the sum in f32.
+//!
+//! Kernels: AVX2 (`vpmaddubsw` + `vpmaddwd`), chosen at run time where the CPU has it,
+//! and a scalar one that is the reference the tests hold every SIMD path to.
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use rayon::prelude::*;
+
+/// Values per block.
+pub const BLOCK: usize = 32;
+
+/// A row-major matrix quantized in blocks along its rows: weights (one row per output
+/// channel) or activations (one row per token). Columns are padded with zeros to whole
+/// blocks.
+#[derive(Debug, Clone)]
+pub struct Q8Rows {
+    rows: usize,
+    cols: usize,
+    blocks: usize,
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Q8Rows {
+    /// Quantizes `rows` rows of `cols` values (`data.len() == rows * cols`).
+    pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
+        assert_eq!(data.len(), rows * cols, "data is not rows x cols");
+        let blocks = cols.div_ceil(BLOCK);
+        let mut quants = vec![0i8; rows * blocks * BLOCK];
+        let mut scales = vec![0f32; rows * blocks];
+        let mut padded = [0f32; BLOCK];
+        for r in 0..rows {
+            let row = &data[r * cols..(r + 1) * cols];
+            for b in 0..blocks {
+                let values = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+                let block: &[f32; BLOCK] = if values.len() == BLOCK {
+                    values.try_into().expect("a whole block")
+                } else {
+                    padded.fill(0.0);
+                    padded[..values.len()].copy_from_slice(values);
+                    &padded
+                };
+                let at = r * blocks + b;
+                let out: &mut [i8; BLOCK] = (&mut quants[at * BLOCK..(at + 1) * BLOCK])
+                    .try_into()
+                    .expect("a whole block");
+                scales[at] = kernel.quantize_block(block, out);
+            }
+        }
+        Q8Rows {
+            rows,
+            cols,
+            blocks,
+            quants,
+            scales,
+        }
+    }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (before padding).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held: quants and scales.
+    pub fn bytes(&self) -> usize {
+        self.quants.len() + 4 * self.scales.len()
+    }
+
+    /// The values the quantized rows stand for.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for r in 0..self.rows {
+            out.extend((0..self.cols).map(|c| self.value(r, c)));
+        }
+        out
+    }
+
+    /// The value one quantized element stands for.
+    pub fn value(&self, row: usize, col: usize) -> f32 {
+        let at = row * self.blocks + col / BLOCK;
+        self.scales[at] * f32::from(self.quants[at * BLOCK + col % BLOCK])
+    }
+
+    fn block(&self, row: usize, block: usize) -> (&[i8; BLOCK], f32) {
+        let at = row * self.blocks + block;
+        let quants = self.quants[at * BLOCK..(at + 1) * BLOCK]
+            .try_into()
+            .expect("a whole block");
+        (quants, self.scales[at])
+    }
+}
+
+/// Which implementation runs the products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Portable Rust: the reference.
+    Scalar,
+    /// AVX2 and FMA (x86-64).
+    Avx2,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn detect() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Kernel::Avx2;
+        }
+        Kernel::Scalar
+    }
+
+    /// Whether this CPU has a SIMD kernel (q8 is then worth choosing).
+    pub fn is_simd(self) -> bool {
+        self != Kernel::Scalar
+    }
+
+    /// Quantizes one block into `out`; returns its scale.
+    fn quantize_block(self, block: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> f32 {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2` is only chosen where the CPU has AVX2 and FMA (`detect`, or
+            // a test that checked the same).
+            Kernel::Avx2 => unsafe { x86::quantize_block(block, out) },
+            _ => scalar::quantize_block(block, out),
+        }
+    }
+}
+
+/// A value of a token's activations is an outlier when its magnitude is this many times
+/// the token's median: an 8-bit block would leave the rest of its block almost no
+/// precision, so it is multiplied in f32 instead (LLM.int8()'s decomposition, per token
+/// so that a row gives the same result alone or in any batch).
+const OUTLIER_RATIO: f32 = 6.0;
+
+/// At most this share of a row's values (1 in 16) is taken as outliers.
+const MAX_OUTLIER_SHARE: usize = 16;
+
+/// `x · wᵀ` for f32 activations `x` (m rows of k values): each row's outliers (see
+/// [`OUTLIER_RATIO`]) are multiplied in f32 against `w`'s dequantized values, the rest
+/// quantized in blocks and multiplied in 8 bits. Returns the m×n row-major product.
+pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
+    assert_eq!(x.len(), m * k, "x is not m x k");
+    let outliers: Vec<Vec<usize>> = x.chunks_exact(k.max(1)).map(outliers_of_row).collect();
+    if outliers.iter().all(Vec::is_empty) {
+        return matmul(&Q8Rows::quantize(x, m, k, kernel), w, kernel);
+    }
+    let mut rest = x.to_vec();
+    for (r, row) in outliers.iter().enumerate() {
+        for &j in row {
+            rest[r * k + j] = 0.0;
+        }
+    }
+    let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
+    let n = w.rows;
+    for (r, row) in outliers.iter().enumerate() {
+        for &j in row {
+            let xj = x[r * k + j];
+            for (c, y) in out[r * n..(r + 1) * n].iter_mut().enumerate() {
+                *y += xj * w.value(c, j);
+            }
+        }
+    }
+    out
+}
+
+/// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
+/// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest).
+fn outliers_of_row(row: &[f32]) -> Vec<usize> {
+    let k = row.len();
+    if k < 2 * BLOCK {
+        return Vec::new(); // one block: no other block to spare
+    }
+    let mut magnitudes: Vec<f32> = row.iter().map(|v| v.abs()).collect();
+    let (_, median, _) = magnitudes.select_nth_unstable_by(k / 2, f32::total_cmp);
+    let threshold = *median * OUTLIER_RATIO;
+    let mut outliers: Vec<usize> = (0..k).filter(|&j| row[j].abs() > threshold).collect();
+    if outliers.len() > k / MAX_OUTLIER_SHARE {
+        outliers.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
+        outliers.truncate(k / MAX_OUTLIER_SHARE);
+        outliers.sort_unstable();
+    }
+    outliers
+}
+
+/// `a · wᵀ`: for `a` of m rows and `w` of n rows (both over the same k columns), the m×n
+/// row-major product, computed on the current rayon pool.
+pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
+    assert_eq!(a.cols, w.cols, "inner dimensions differ");
+    let (m, n) = (a.rows, w.rows);
+    // Channel-major first: each task owns a run of output channels, contiguous.
+    let mut by_channel = vec![0f32; n * m];
+    const CHANNELS_PER_TASK: usize = 16;
+    by_channel
+        .par_chunks_mut(CHANNELS_PER_TASK * m.max(1))
+        .enumerate()
+        .for_each(|(task, out)| {
+            let first = task * CHANNELS_PER_TASK;
+            let channels = out.len() / m.max(1);
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as in `quantize_block`.
+                Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, out) },
+                _ => scalar::channels(a, w, first, channels, out),
+            }
+        });
+    let mut out = vec![0f32; m * n];
+    for c in 0..n {
+        for r in 0..m {
+            out[r * n + c] = by_channel[c * m + r];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+use super::{matmul, matmul_f32, outliers_of_row, Kernel, Q8Rows, BLOCK};
+
+/// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // 0..1
+            if state % 17 == 0 {
+                0.0
+            } else {
+                (unit * 2.0 - 1.0) * scale
+            }
+        })
+        .collect()
+}
+
+fn simd_kernels() -> Vec<Kernel> {
+    [Kernel::detect()]
+        .into_iter()
+        .filter(|k| k.is_simd())
+        .collect()
+}
+
+#[test]
+fn quantized_values_stay_within_half_a_step_of_the_originals() {
+    for cols in [1, 31, 32, 33, 100] {
+        let data = values(3 * cols, cols as u64, 10.0);
+        let q = Q8Rows::quantize(&data, 3, cols, Kernel::Scalar);
+        let back = q.dequantize();
+        for (r, (x, y)) in data.iter().zip(&back).enumerate() {
+            let block = &data[(r / cols) * cols..][..cols][(r % cols) / BLOCK * BLOCK..]
+                [..BLOCK.min(cols - (r % cols) / BLOCK * BLOCK)];
+            let step = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            assert!(
+                (x - y).abs() <= step / 2.0 + 1e-6,
+                "{x} vs {y}, step {step}"
+            );
+        }
+    }
+    let zeros = Q8Rows::quantize(&[0.0; 40], 1, 40, Kernel::Scalar);
+    assert!(zeros.dequantize().iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn every_simd_quantizer_gives_the_scalar_bytes() {
+    for kernel in simd_kernels() {
+        for (cols, scale) in [(32, 1.0), (100, 1e-3), (257, 3e4), (7, 0.5)] {
+            let data = values(5 * cols, cols as u64 + 1, scale);
+            let simd = Q8Rows::quantize(&data, 5, cols, kernel);
+            let reference = Q8Rows::quantize(&data, 5, cols, Kernel::Scalar);
+            assert_eq!(simd.quants, reference.quants, "{kernel:?} cols {cols}");
+            assert_eq!(simd.scales, reference.scales, "{kernel:?} cols {cols}");
+        }
+    }
+}
+
+/// The product of the dequantized matrices, in f64.
+fn reference_product(a: &Q8Rows, w: &Q8Rows) -> Vec<f64> {
+    let (da, dw) = (a.dequantize(), w.dequantize());
+    let k = a.cols();
+    let mut out = Vec::new();
+    for r in 0..a.rows() {
+        for c in 0..w.rows() {
+            out.push(
+                (0..k)
+                    .map(|i| f64::from(da[r * k + i]) * f64::from(dw[c * k + i]))
+                    .sum(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn every_kernel_computes_the_product_of_the_quantized_matrices() {
+    // Ragged shapes: partial tiles of tokens and channels, partial blocks.
+    for (m, n, k) in [
+        (1, 1, 1),
+        (3, 5, 31),
+        (4, 2, 32),
+        (5, 3, 33),
+        (9, 17, 96),
+        (13, 35, 100),
+    ] {
+        let a = Q8Rows::quantize(&values(m * k, 3, 2.0), m, k, Kernel::Scalar);
+        let w = Q8Rows::quantize(&values(n * k, 5, 0.1), n, k, Kernel::Scalar);
+        let expected = reference_product(&a, &w);
+        let bound: Vec<f64> = {
+            let (da, dw) = (a.dequantize(), w.dequantize());
+            (0..m)
+                .flat_map(|r| (0..n).map(move |c| (r, c)))
+                .map(|(r, c)| {
+                    (0..k)
+                        .map(|i| f64::from((da[r * k + i] * dw[c * k + i]).abs()))
+                        .sum::<f64>()
+                })
+                .collect()
+        };
+        for kernel in std::iter::once(Kernel::Scalar).chain(simd_kernels()) {
+            let got = matmul(&a, &w, kernel);
+            assert_eq!(got.len(), m * n);
+            for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
+                let tolerance = 1e-5 * bound[i] + 1e-7;
+                assert!(
+                    (f64::from(g) - e).abs() <= tolerance,
+                    "{kernel:?} {m}x{n}x{k} at {i}: {g} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_quantized_product_stays_close_to_the_f32_one() {
+    let (m, n, k) = (8, 64, 896);
+    let x = values(m * k, 11, 1.0);
+    let mut wf = values(n * k, 13, 0.05);
+    // An outlier input channel: it coarsens its own blocks only.
+    for c in 0..n {
+        wf[c * k + 7] *= 30.0;
+    }
+    let exact: Vec<f64> = (0..m)
+        .flat_map(|r| (0..n).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            (0..k)
+                .map(|i| f64::from(x[r * k + i]) * f64::from(wf[c * k + i]))
+                .sum()
+        })
+        .collect();
+    let kernel = Kernel::detect();
+    let got = matmul(
+        &Q8Rows::quantize(&x, m, k, kernel),
+        &Q8Rows::quantize(&wf, n, k, kernel),
+        kernel,
+    );
+    for r in 0..m {
+        let (e, g) = (&exact[r * n..(r + 1) * n], &got[r * n..(r + 1) * n]);
+        let dot: f64 = e.iter().zip(g).map(|(a, &b)| a * f64::from(b)).sum();
+        let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+        let cosine =
+            dot / (norm(&mut e.iter().copied()) * norm(&mut g.iter().map(|&x| f64::from(x))));
+        assert!(cosine > 0.9999, "row {r}: cosine {cosine}");
+    }
+}
+
+#[test]
+fn outliers_are_multiplied_in_f32_and_keep_the_rest_precise() {
+    let (m, n, k) = (6, 40, 256);
+    let mut x = values(m * k, 21, 1.0);
+    for r in 0..m {
+        x[r * k + 9] = 60.0;
+        x[r * k + 100] = -45.0;
+    }
+    for row in x.chunks_exact(k) {
+        assert_eq!(outliers_of_row(row), vec![9, 100]);
+    }
+    assert!(values(k, 22, 1.0)
+        .chunks_exact(k)
+        .all(|row| outliers_of_row(row).is_empty()));
+    let wf = values(n * k, 23, 0.1);
+    let kernel = Kernel::detect();
+    let w = Q8Rows::quantize(&wf, n, k, kernel);
+    let exact: Vec<f64> = (0..m)
+        .flat_map(|r| (0..n).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            (0..k)
+                .map(|i| f64::from(x[r * k + i]) * f64::from(wf[c * k + i]))
+                .sum()
+        })
+        .collect();
+    let error = |got: &[f32]| -> f64 {
+        let diff: f64 = got
+            .iter()
+            .zip(&exact)
+            .map(|(g, e)| (f64::from(*g) - e).powi(2))
+            .sum();
+        let norm: f64 = exact.iter().map(|e| e * e).sum();
+        (diff / norm).sqrt()
+    };
+    let decomposed = error(&matmul_f32(&x, m, k, &w, kernel));
+    let plain = error(&matmul(&Q8Rows::quantize(&x, m, k, kernel), &w, kernel));
+    assert!(decomposed < 0.01, "relative error {decomposed}");
+    assert!(
+        decomposed * 3.0 < plain,
+        "{decomposed} vs {plain} without the decomposition"
+    );
+}
