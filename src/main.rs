@@ -17,7 +17,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANCET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // Lance warns on every full-text query that it will stop projecting `_score`
+        // on its own: a note to Lance's API users, not to ours.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,lance::dataset::scanner=error")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

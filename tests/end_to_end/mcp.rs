@@ -177,6 +177,11 @@ fn an_agent_lists_the_tools_and_each_answers_within_its_budget() {
             !tool.to_string().contains("\"null\""),
             "a nullable type: {tool}"
         );
+        // No `uint64`-style formats: JSON Schema has none, strict validators warn.
+        assert!(
+            !tool.to_string().contains("\"format\":\"uint"),
+            "a non-standard format: {tool}"
+        );
     }
 
     // A search: hits with locations, scores from both stages, fresh files.

@@ -60,8 +60,7 @@ pub enum WatchEvent<'a> {
         /// The run's summary.
         summary: &'a IngestSummary,
     },
-    /// A burst could not be indexed; its changes are taken up by the next one that
-    /// touches them, or by the next whole-tree run.
+    /// A burst could not be indexed; its paths join the next burst's.
     Failed(&'a Error),
 }
 
@@ -103,6 +102,8 @@ pub async fn watch_directory(
         on_event(WatchEvent::Failed(&e));
     }
     let mut commits_since_optimize = 0;
+    // Paths of a burst that failed, tried again with the next (empty: the whole tree).
+    let mut retry: Option<Vec<String>> = None;
 
     tokio::pin!(stop);
     loop {
@@ -127,7 +128,7 @@ pub async fn watch_directory(
                 Err(_quiet) => break,
             }
         }
-        let Some(paths) = burst.scope(watch.max_paths) else {
+        let Some(paths) = merge(burst.scope(watch.max_paths), retry.take()) else {
             continue; // nothing the index holds or would hold
         };
         let mut scoped = options.clone();
@@ -140,7 +141,10 @@ pub async fn watch_directory(
                     summary: &summary,
                 });
             }
-            Err(e) => on_event(WatchEvent::Failed(&e)),
+            Err(e) => {
+                on_event(WatchEvent::Failed(&e));
+                retry = Some(paths);
+            }
         }
         if commits_since_optimize >= watch.optimize_every.max(1) {
             commits_since_optimize = 0;
@@ -151,6 +155,20 @@ pub async fn watch_directory(
                 on_event(WatchEvent::Failed(&e));
             }
         }
+    }
+}
+
+/// The union of two run scopes (`Some(empty)` is the whole tree).
+fn merge(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (a, b) {
+        (Some(a), Some(b)) if a.is_empty() || b.is_empty() => Some(Vec::new()),
+        (Some(mut a), Some(b)) => {
+            a.extend(b);
+            a.sort();
+            a.dedup();
+            Some(a)
+        }
+        (a, b) => a.or(b),
     }
 }
 
@@ -247,13 +265,29 @@ impl<'a> Burst<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::Burst;
+    use super::{merge, Burst};
     use std::path::{Path, PathBuf};
 
     fn event(paths: &[&str]) -> notify::Result<notify::Event> {
         let mut event = notify::Event::new(notify::EventKind::Any);
         event.paths = paths.iter().map(PathBuf::from).collect();
         Ok(event)
+    }
+
+    #[test]
+    fn a_failed_burst_joins_the_next() {
+        let paths = |p: &[&str]| Some(p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            merge(paths(&["b", "a"]), paths(&["a", "c"])),
+            paths(&["a", "b", "c"])
+        );
+        assert_eq!(
+            merge(paths(&["a"]), Some(vec![])),
+            Some(vec![]),
+            "the whole tree"
+        );
+        assert_eq!(merge(None, paths(&["a"])), paths(&["a"]));
+        assert_eq!(merge(None, None), None);
     }
 
     #[test]

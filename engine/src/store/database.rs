@@ -199,7 +199,7 @@ impl Database {
                 Err(e) => return Err(e),
             }
         }
-        let table = self.open_table(name).await?;
+        let table = self.open_table_being_created(name).await?;
         table.check_encoder(&metadata.model)?;
         if table.metadata().dims != metadata.dims {
             return Err(Error::InvalidArgument(format!(
@@ -211,6 +211,22 @@ impl Database {
             )));
         }
         Ok(table)
+    }
+
+    /// Opens table `name`, which another process may be creating: its folder exists
+    /// before its first version does, and for that moment Lance finds no table there.
+    async fn open_table_being_created(&self, name: &str) -> Result<ChunkTable> {
+        const ATTEMPTS: u32 = 40;
+        let mut attempt = 0;
+        loop {
+            match self.open_table(name).await {
+                Err(Error::Lance(lancedb::Error::TableNotFound { .. })) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Deletes a table and its files, the data derived from it (its hot index) included.

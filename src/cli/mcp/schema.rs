@@ -2,8 +2,25 @@
 //! is optional in the `null` sense (strict clients reject `"type": [..., "null"]`): an
 //! absent argument takes its default, an empty string means "not set".
 
-use schemars::JsonSchema;
+use schemars::transform::{RecursiveTransform, Transform};
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+
+/// Drops the `uint32`/`uint64` formats schemars writes for unsigned integers: JSON Schema
+/// defines no such formats and strict validators (the MCP Inspector's) warn on each; the
+/// `minimum: 0` written beside them keeps the meaning.
+fn portable(schema: &mut Schema) {
+    let mut drop_unsigned_formats = RecursiveTransform(|s: &mut Schema| {
+        let unsigned = s
+            .get("format")
+            .and_then(|f| f.as_str())
+            .is_some_and(|f| f.starts_with("uint"));
+        if unsigned {
+            s.remove("format");
+        }
+    });
+    drop_unsigned_formats.transform(schema);
+}
 
 /// Default number of hits.
 const DEFAULT_K: u32 = 10;
@@ -51,6 +68,7 @@ pub enum Detail {
 
 /// Arguments of `search_code`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = portable)]
 #[serde(deny_unknown_fields)]
 pub struct SearchArgs {
     /// What to look for: a question, a description of behaviour, an identifier or code.
@@ -84,6 +102,7 @@ pub struct SearchArgs {
 
 /// Arguments of `find_similar`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = portable)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarArgs {
     /// A file of the index (relative to the repository root), with `line`.
@@ -108,6 +127,7 @@ pub struct SimilarArgs {
 
 /// Arguments of `sql`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = portable)]
 #[serde(deny_unknown_fields)]
 pub struct SqlArgs {
     /// One read-only SQL statement over the table `chunks` (columns path, language,
@@ -124,11 +144,13 @@ pub struct SqlArgs {
 
 /// Arguments of `index_status`: none.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(transform = portable)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
 /// Arguments of `reindex`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(transform = portable)]
 #[serde(deny_unknown_fields)]
 pub struct ReindexArgs {
     /// Files or folders to re-index, relative to the repository root (or absolute
@@ -139,6 +161,7 @@ pub struct ReindexArgs {
 
 /// One search hit.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct Hit {
     /// Path relative to the repository root.
     pub path: String,
@@ -170,6 +193,7 @@ pub struct Hit {
 
 /// Answer of `search_code` and `find_similar`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct SearchAnswer {
     /// Hits, best first.
     pub hits: Vec<Hit>,
@@ -181,6 +205,7 @@ pub struct SearchAnswer {
 
 /// Answer of `sql`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct SqlAnswer {
     /// Column names.
     pub columns: Vec<String>,
@@ -192,6 +217,7 @@ pub struct SqlAnswer {
 
 /// An indexing job started by `reindex`.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct JobStatus {
     /// `idle`, `running`, `done` or `failed`; `watching` under `lancet mcp --watch`.
     pub state: String,
@@ -215,6 +241,7 @@ pub struct JobStatus {
 
 /// Answer of `index_status`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct StatusAnswer {
     /// Repository root served.
     pub root: String,
@@ -242,6 +269,7 @@ pub struct StatusAnswer {
 
 /// Answer of `reindex`.
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(transform = portable)]
 pub struct ReindexAnswer {
     /// What happens now.
     pub message: String,

@@ -14,6 +14,7 @@ mod scalar;
 mod x86;
 
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 /// Values per block.
 pub const BLOCK: usize = 32;
@@ -37,25 +38,30 @@ impl Q8Rows {
         let blocks = cols.div_ceil(BLOCK);
         let mut quants = vec![0i8; rows * blocks * BLOCK];
         let mut scales = vec![0f32; rows * blocks];
-        let mut padded = [0f32; BLOCK];
-        for r in 0..rows {
-            let row = &data[r * cols..(r + 1) * cols];
-            for b in 0..blocks {
-                let values = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
-                let block: &[f32; BLOCK] = if values.len() == BLOCK {
-                    values.try_into().expect("a whole block")
-                } else {
-                    padded.fill(0.0);
-                    padded[..values.len()].copy_from_slice(values);
-                    &padded
-                };
-                let at = r * blocks + b;
-                let out: &mut [i8; BLOCK] = (&mut quants[at * BLOCK..(at + 1) * BLOCK])
-                    .try_into()
-                    .expect("a whole block");
-                scales[at] = kernel.quantize_block(block, out);
-            }
-        }
+        quants
+            .par_chunks_mut((blocks * BLOCK).max(1))
+            .zip(scales.par_chunks_mut(blocks.max(1)))
+            .enumerate()
+            .for_each(|(r, (row_quants, row_scales))| {
+                let row = &data[r * cols..(r + 1) * cols];
+                let mut padded = [0f32; BLOCK];
+                for (b, (out, scale)) in row_quants
+                    .chunks_exact_mut(BLOCK)
+                    .zip(row_scales.iter_mut())
+                    .enumerate()
+                {
+                    let values = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+                    let block: &[f32; BLOCK] = if values.len() == BLOCK {
+                        values.try_into().expect("a whole block")
+                    } else {
+                        padded.fill(0.0);
+                        padded[..values.len()].copy_from_slice(values);
+                        &padded
+                    };
+                    let out: &mut [i8; BLOCK] = out.try_into().expect("a whole block");
+                    *scale = kernel.quantize_block(block, out);
+                }
+            });
         Q8Rows {
             rows,
             cols,
@@ -144,7 +150,7 @@ impl Kernel {
 /// the token's median: an 8-bit block would leave the rest of its block almost no
 /// precision, so it is multiplied in f32 instead (LLM.int8()'s decomposition, per token
 /// so that a row gives the same result alone or in any batch).
-const OUTLIER_RATIO: f32 = 6.0;
+const OUTLIER_RATIO: f32 = 8.0;
 
 /// At most this share of a row's values (1 in 16) is taken as outliers.
 const MAX_OUTLIER_SHARE: usize = 16;
@@ -165,12 +171,24 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
         }
     }
     let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
-    let n = w.rows;
+    // Column by column: each outlier column's weights are dequantized once, then added
+    // to the rows that have it, scaled by their value.
+    let mut rows_of_column: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (r, row) in outliers.iter().enumerate() {
         for &j in row {
+            rows_of_column.entry(j).or_default().push(r);
+        }
+    }
+    let n = w.rows;
+    let mut column = vec![0f32; n];
+    for (j, rows) in rows_of_column {
+        for (c, value) in column.iter_mut().enumerate() {
+            *value = w.value(c, j);
+        }
+        for r in rows {
             let xj = x[r * k + j];
-            for (c, y) in out[r * n..(r + 1) * n].iter_mut().enumerate() {
-                *y += xj * w.value(c, j);
+            for (y, wc) in out[r * n..(r + 1) * n].iter_mut().zip(&column) {
+                *y += xj * wc;
             }
         }
     }
@@ -201,29 +219,47 @@ fn outliers_of_row(row: &[f32]) -> Vec<usize> {
 pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
     let (m, n) = (a.rows, w.rows);
-    // Channel-major first: each task owns a run of output channels, contiguous.
-    let mut by_channel = vec![0f32; n * m];
+    let mut out = vec![0f32; m * n];
+    let shared = SharedOut(out.as_mut_ptr());
     const CHANNELS_PER_TASK: usize = 16;
-    by_channel
-        .par_chunks_mut(CHANNELS_PER_TASK * m.max(1))
-        .enumerate()
-        .for_each(|(task, out)| {
+    (0..n.div_ceil(CHANNELS_PER_TASK))
+        .into_par_iter()
+        .for_each(|task| {
             let first = task * CHANNELS_PER_TASK;
-            let channels = out.len() / m.max(1);
+            let channels = CHANNELS_PER_TASK.min(n - first);
+            // The task's channels, channel-major, then into their columns of `out`.
+            let mut local = vec![0f32; channels * m];
             match kernel {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as in `quantize_block`.
-                Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, out) },
-                _ => scalar::channels(a, w, first, channels, out),
+                Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, &mut local) },
+                _ => scalar::channels(a, w, first, channels, &mut local),
+            }
+            for (c, column) in local.chunks_exact(m.max(1)).enumerate() {
+                for (r, &value) in column.iter().enumerate() {
+                    // SAFETY: `r < m`, `first + c < n`: inside `out`; each task writes
+                    // only its own channels' columns, so no two tasks write one element.
+                    unsafe { shared.write(r * n + first + c, value) };
+                }
             }
         });
-    let mut out = vec![0f32; m * n];
-    for c in 0..n {
-        for r in 0..m {
-            out[r * n + c] = by_channel[c * m + r];
-        }
-    }
     out
+}
+
+/// `out` of [`matmul`], written by every task at disjoint indices.
+struct SharedOut(*mut f32);
+
+// SAFETY: the tasks write disjoint elements, and `out` outlives them (`for_each` returns
+// only when every task has ended).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `at` lies inside the buffer, and no other thread touches that element meanwhile.
+    unsafe fn write(&self, at: usize, value: f32) {
+        *self.0.add(at) = value;
+    }
 }
 
 #[cfg(test)]

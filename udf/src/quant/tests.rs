@@ -9,7 +9,7 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
             state ^= state >> 7;
             state ^= state << 17;
             let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // 0..1
-            if state % 17 == 0 {
+            if state.is_multiple_of(17) {
                 0.0
             } else {
                 (unit * 2.0 - 1.0) * scale
