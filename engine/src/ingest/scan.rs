@@ -3,7 +3,7 @@
 
 use super::pending::{chunk_rows, PendingChunk};
 use super::summary::SkipReason;
-use super::walk::{read_source, walk, Candidate, WalkItem, WalkOptions};
+use super::walk::{read_source, relative_str, walk, Candidate, WalkItem, WalkOptions};
 use lancet_chunk::{Chunker, Chunking};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -195,8 +195,7 @@ fn outcome_of(
 /// `path` relative to `root` with `/` separators; `None` for the root itself, a path
 /// outside it or a name that is not UTF-8.
 fn relative(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?.to_str()?.replace('\\', "/");
-    (!rel.is_empty()).then_some(rel)
+    relative_str(root, path).filter(|rel| !rel.is_empty())
 }
 
 fn chunked_file(repo: &str, file: super::SourceFile, chunking: &Chunking) -> ChunkedFile {

@@ -107,7 +107,7 @@ pub(crate) fn is_at_or_under(path: &str, folder: &str) -> bool {
 
 /// `path` relative to `root` with `/` separators (empty for the root itself); `None`
 /// for a path outside the root or a name that is not UTF-8.
-fn relative_str(root: &Path, path: &Path) -> Option<String> {
+pub(super) fn relative_str(root: &Path, path: &Path) -> Option<String> {
     Some(path.strip_prefix(root).ok()?.to_str()?.replace('\\', "/"))
 }
 

@@ -58,21 +58,22 @@ fn every_simd_quantizer_gives_the_scalar_bytes() {
     }
 }
 
+/// `x · wᵀ` in f64, for x of m rows and w of n rows over k columns.
+fn exact_product(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+    (0..m)
+        .flat_map(|r| (0..n).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            (0..k)
+                .map(|i| f64::from(x[r * k + i]) * f64::from(w[c * k + i]))
+                .sum()
+        })
+        .collect()
+}
+
 /// The product of the dequantized matrices, in f64.
 fn reference_product(a: &Q8Rows, w: &Q8Rows) -> Vec<f64> {
     let (da, dw) = (a.dequantize(), w.dequantize());
-    let k = a.cols();
-    let mut out = Vec::new();
-    for r in 0..a.rows() {
-        for c in 0..w.rows() {
-            out.push(
-                (0..k)
-                    .map(|i| f64::from(da[r * k + i]) * f64::from(dw[c * k + i]))
-                    .sum(),
-            );
-        }
-    }
-    out
+    exact_product(&da, &dw, a.rows(), w.rows(), a.cols())
 }
 
 #[test]
@@ -123,14 +124,7 @@ fn the_quantized_product_stays_close_to_the_f32_one() {
     for c in 0..n {
         wf[c * k + 7] *= 30.0;
     }
-    let exact: Vec<f64> = (0..m)
-        .flat_map(|r| (0..n).map(move |c| (r, c)))
-        .map(|(r, c)| {
-            (0..k)
-                .map(|i| f64::from(x[r * k + i]) * f64::from(wf[c * k + i]))
-                .sum()
-        })
-        .collect();
+    let exact = exact_product(&x, &wf, m, n, k);
     let kernel = Kernel::detect();
     let got = matmul(
         &Q8Rows::quantize(&x, m, k, kernel),
@@ -164,14 +158,7 @@ fn outliers_are_multiplied_in_f32_and_keep_the_rest_precise() {
     let wf = values(n * k, 23, 0.1);
     let kernel = Kernel::detect();
     let w = Q8Rows::quantize(&wf, n, k, kernel);
-    let exact: Vec<f64> = (0..m)
-        .flat_map(|r| (0..n).map(move |c| (r, c)))
-        .map(|(r, c)| {
-            (0..k)
-                .map(|i| f64::from(x[r * k + i]) * f64::from(wf[c * k + i]))
-                .sum()
-        })
-        .collect();
+    let exact = exact_product(&x, &wf, m, n, k);
     let error = |got: &[f32]| -> f64 {
         let diff: f64 = got
             .iter()
