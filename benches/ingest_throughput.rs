@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         ScanOptions {
             repo: "bench".into(),
             walk: WalkOptions::default(),
-            exclude: None,
+            exclude: Vec::new(),
             threads,
             chunker: Chunker::new(chunk_options),
             queue: 256,

@@ -1,9 +1,11 @@
 //! The live index under edits: the save-to-searchable lag of `watch`, and what 1,000
 //! single-file edits do to the table (disk size against a fresh index of the same tree,
-//! versions kept).
+//! versions kept), right after the last edit and once the watcher has settled (edits
+//! paused for the retention: compaction and pruning, then after the retention again the
+//! pruning of the compaction's own versions).
 //!
 //!     cargo bench --bench watch_lag -- [--files 200] [--lag-edits 30] [--edits 1000]
-//!         [--retention-secs 120]
+//!         [--retention-secs 30]
 //!
 //! The encoder is the tests' tiny random Qwen2 (the model's cost is not what is measured
 //! here; add the embedding time of one file for a real model). Lag: from the write of a
@@ -54,6 +56,24 @@ fn folder_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// Bytes under each folder of the table (data, indexes, versions, ...).
+fn table_breakdown(db: &Path) -> serde_json::Value {
+    let table = db.join("chunks.lance");
+    let mut out = serde_json::Map::new();
+    for entry in std::fs::read_dir(&table).into_iter().flatten().flatten() {
+        let bytes = if entry.path().is_dir() {
+            folder_bytes(&entry.path())
+        } else {
+            entry.metadata().map_or(0, |m| m.len())
+        };
+        out.insert(
+            entry.file_name().to_string_lossy().into_owned(),
+            bytes.into(),
+        );
+    }
+    out.into()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -69,8 +89,10 @@ fn main() -> Result<()> {
     let files = arg("--files", 200) as usize;
     let lag_edits = arg("--lag-edits", 30) as usize;
     let edits = arg("--edits", 1000) as usize;
-    let retention = Duration::from_secs(arg("--retention-secs", 120));
+    let retention = Duration::from_secs(arg("--retention-secs", 30));
     let work = tempfile::tempdir()?;
+    // `--keep 1`: the folders stay for inspection.
+    let keep = (arg("--keep", 0) == 1).then(|| work.path().to_path_buf());
     let (model, repo) = (work.path().join("model"), work.path().join("repo"));
     tiny_model::write_tiny_model(&model, 7);
     std::fs::create_dir_all(repo.join("src"))?;
@@ -91,7 +113,8 @@ fn main() -> Result<()> {
             .await
     })?;
 
-    let (tell, events) = mpsc::channel::<(usize, usize)>();
+    // Indexed bursts as (files, commits); optimizations as (0, 0) with versions removed.
+    let (tell, events) = mpsc::channel::<(usize, usize, u64)>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = IngestOptions {
         repo: "r".into(),
@@ -105,10 +128,14 @@ fn main() -> Result<()> {
     let watcher = {
         let (encoder, repo, options) = (encoder.clone(), repo.clone(), options.clone());
         runtime.spawn(async move {
-            let mut report = |event: WatchEvent<'_>| {
-                if let WatchEvent::Indexed { summary, .. } = event {
-                    let _ = tell.send((summary.files_indexed, summary.commits));
+            let mut report = |event: WatchEvent<'_>| match event {
+                WatchEvent::Indexed { summary, .. } => {
+                    let _ = tell.send((summary.files_indexed, summary.commits, 0));
                 }
+                WatchEvent::Optimized(report) => {
+                    let _ = tell.send((0, 0, report.versions_removed));
+                }
+                _ => {}
             };
             let stop = async {
                 let _ = stopped.await;
@@ -148,18 +175,41 @@ fn main() -> Result<()> {
         .map(|n| one_edit(n % files))
         .collect::<Result<_>>()?;
     lags.sort_by(f64::total_cmp);
+    let versions_on_disk = || {
+        std::fs::read_dir(watched_db.join("chunks.lance/_versions"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "manifest"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     let growth_started = Instant::now();
+    let mut most_versions = 0;
     for n in 0..edits {
         one_edit((n * 7) % files)?;
+        most_versions = most_versions.max(versions_on_disk());
     }
     let growth_seconds = growth_started.elapsed().as_secs_f64();
-    let bursts: Vec<(usize, usize)> = events.try_iter().collect();
+    let after_edits = (versions_on_disk(), folder_bytes(&watched_db));
+    let mut reports: Vec<(usize, usize, u64)> = events.try_iter().collect();
+    // Edits have stopped: the watcher settles after the retention.
+    let settle_started = Instant::now();
+    let deadline = retention + Duration::from_secs(120);
+    while versions_on_disk() > 1 {
+        let left = deadline.saturating_sub(settle_started.elapsed());
+        let report = events
+            .recv_timeout(left)
+            .map_err(|_| "the watcher never settled")?;
+        reports.push(report);
+    }
+    let settle_seconds = settle_started.elapsed().as_secs_f64();
     let _ = stop.send(());
     runtime.block_on(watcher)??;
+    let bursts: Vec<&(usize, usize, u64)> = reports.iter().filter(|r| r.1 > 0).collect();
+    let optimizations = reports.iter().filter(|r| r.1 == 0).count();
 
-    let versions_kept = std::fs::read_dir(watched_db.join("chunks.lance/_versions"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let versions_kept = versions_on_disk();
     let version = runtime.block_on(reader.version())?;
     let watched_bytes = folder_bytes(&watched_db);
     let fresh_db = work.path().join("fresh");
@@ -181,12 +231,28 @@ fn main() -> Result<()> {
         "edits": edits, "edit_seconds": growth_seconds,
         "bursts": bursts.len(),
         "commits": bursts.iter().map(|b| b.1).sum::<usize>(),
+        "optimizations": optimizations,
         "retention_s": retention.as_secs(),
-        "table_version": version, "versions_on_disk": versions_kept,
-        "watched_bytes": watched_bytes, "fresh_bytes": fresh_bytes,
-        "disk_ratio": watched_bytes as f64 / fresh_bytes.max(1) as f64,
+        "table_version": version,
+        "most_versions_on_disk_while_editing": most_versions,
+        "after_last_edit": {
+            "versions_on_disk": after_edits.0, "bytes": after_edits.1,
+            "disk_ratio": after_edits.1 as f64 / fresh_bytes.max(1) as f64,
+        },
+        "settled": {
+            "seconds_after_last_edit": settle_seconds,
+            "versions_on_disk": versions_kept, "bytes": watched_bytes,
+            "disk_ratio": watched_bytes as f64 / fresh_bytes.max(1) as f64,
+            "by_folder": table_breakdown(&watched_db),
+        },
+        "fresh_by_folder": table_breakdown(&fresh_db),
+        "fresh_bytes": fresh_bytes,
     });
     println!("{report}");
+    if let Some(path) = keep {
+        eprintln!("kept {}", path.display());
+        let _ = work.keep();
+    }
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     std::fs::write(format!("{target}/bench-watch.json"), report.to_string())?;
     Ok(())

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 /// and benchmarks).
 const LAYERS: &[(&str, &[&str])] = &[
     ("store", &[]),
+    ("cache", &[]),
     ("search", &["store"]),
-    ("ingest", &["store"]),
+    ("ingest", &["store", "cache"]),
     ("sql", &["store", "search"]),
 ];
 const SHARED: &[&str] = &["error", "synthetic"];

@@ -9,10 +9,12 @@
 //! column, filtered before the vector search, re-ranked at full width.
 //!
 //! The crate is layered, each layer a folder that uses only those before it:
-//! [`store`] (Lance tables), [`search`] (the two-stage search, the hot index, BM25),
-//! then [`ingest`] (repositories into tables) and [`sql`] (a DataFusion session).
+//! [`store`] (Lance tables), [`cache`] (the machine-wide embedding cache), [`search`]
+//! (the two-stage search, the hot index, BM25), then [`ingest`] (repositories into
+//! tables) and [`sql`] (a DataFusion session).
 #![deny(missing_docs)]
 
+pub mod cache;
 mod error;
 pub mod ingest;
 #[cfg(test)]
@@ -33,6 +35,6 @@ pub use search::{
 };
 pub use store::{
     AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, EmbeddedChunk,
-    IndexOptions, IndexReport, IndexState, TableStats, WriteReport, WriterLock, DEFAULT_DB_DIR,
-    DEFAULT_TABLE,
+    IndexOptions, IndexReport, IndexState, IndexUpdate, TableStats, WriteReport, WriterLock,
+    DEFAULT_DB_DIR, DEFAULT_TABLE,
 };

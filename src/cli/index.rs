@@ -1,6 +1,6 @@
 //! `lancet index PATH`.
 
-use super::locate::{db_for_root, load_encoder};
+use super::locate::{db_for_root, embedding_cache, load_encoder};
 use super::progress::ProgressReport;
 use super::Args;
 use anyhow::{Context, Result};
@@ -184,6 +184,7 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
         commit_files: a.commit_files,
         exclude: db_path.canonicalize().ok(),
         allow_remove_all: a.allow_remove_all,
+        cache: embedding_cache(args),
         ..IngestOptions::default()
     };
     Ok(Setup {
@@ -231,7 +232,8 @@ async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
     outln!(
         "dry run of {} (nothing embedded or written)\n\
          files: {} found, {} new or changed, {} unchanged, {} deleted, {} skipped\n\
-         chunks: {} in changed files, {} reused by content, {} texts to embed\n\
+         chunks: {} in changed files, {} reused by content, {} texts from the machine cache, \
+         {} texts to embed\n\
          tokens to embed: {}{}\n\
          new rows: about {:.1} MB before compression",
         root.display(),
@@ -242,6 +244,7 @@ async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
         plan.files_skipped,
         plan.chunks,
         plan.chunks_reused,
+        plan.texts_cached,
         plan.texts_to_embed,
         plan.tokens_to_embed,
         if plan.tokens_counted {

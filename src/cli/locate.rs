@@ -2,10 +2,12 @@
 
 use super::Args;
 use anyhow::{anyhow, Context, Result};
-use lancet::engine::ingest::{changed_files, Freshness, WalkOptions};
+use lancet::engine::cache::{default_cache_dir, EmbeddingCache};
+use lancet::engine::ingest::{changed_files, Freshness, IngestOptions, WalkOptions};
 use lancet::engine::{ChunkTable, Database, DEFAULT_DB_DIR};
 use lancet::udf::{DeviceSpec, EncoderOptions, QwenEncoder};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The database of an index job over `root`: `--db`, else `root/.lancet`.
 pub fn db_for_root(args: &Args, root: &Path) -> PathBuf {
@@ -41,6 +43,19 @@ pub fn existing_db(args: &Args) -> Result<PathBuf> {
 pub async fn open_table(args: &Args) -> Result<ChunkTable> {
     let db = Database::open_with(existing_db(args)?, args.consistency).await?;
     Ok(db.open_table(&args.table).await?)
+}
+
+/// The machine-wide embedding cache `--cache-dir` names (or the default one), unless
+/// `--no-cache` says not to use one or no cache folder can be found.
+pub fn embedding_cache(args: &Args) -> Option<Arc<EmbeddingCache>> {
+    if args.no_cache {
+        return None;
+    }
+    let dir = args.cache_dir.clone().or_else(default_cache_dir)?;
+    Some(Arc::new(EmbeddingCache::new(
+        dir,
+        args.cache_max_mb.saturating_mul(1 << 20),
+    )))
 }
 
 /// Loads the encoder named by `--model` on `--device`.
@@ -79,9 +94,15 @@ pub async fn freshness(args: &Args, table: &ChunkTable) -> Result<Option<Freshne
     if known.is_empty() {
         return Ok(None);
     }
-    let exclude = root.join(DEFAULT_DB_DIR);
+    // The walk `index` would make, without its database and embedding cache.
+    let exclude = IngestOptions {
+        exclude: Some(root.join(DEFAULT_DB_DIR)),
+        cache: embedding_cache(args),
+        ..IngestOptions::default()
+    }
+    .excluded_folders();
     let fresh = tokio::task::spawn_blocking(move || {
-        changed_files(&root, &WalkOptions::default(), Some(exclude), &known)
+        changed_files(&root, &WalkOptions::default(), exclude, &known)
     })
     .await?;
     Ok(Some(fresh))

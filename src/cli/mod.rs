@@ -18,6 +18,7 @@ macro_rules! errln {
     }};
 }
 
+mod cache;
 mod embed;
 mod index;
 mod locate;
@@ -72,6 +73,22 @@ pub struct Args {
     /// `eventual:SECONDS` (a check when that long has passed since the last).
     #[arg(long, global = true, default_value_t = lancet::engine::Consistency::default())]
     pub consistency: lancet::engine::Consistency,
+    /// The machine-wide embedding cache, shared by every database on this machine
+    /// (default: `$XDG_CACHE_HOME/lancet/embeddings`, else `~/.cache/lancet/embeddings`).
+    #[arg(long, global = true, env = "LANCET_CACHE_DIR", value_name = "PATH")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size bound of the machine-wide embedding cache, in MB (least recently used
+    /// entries go first).
+    #[arg(
+        long,
+        global = true,
+        env = "LANCET_CACHE_MAX_MB",
+        default_value_t = 4096
+    )]
+    pub cache_max_mb: u64,
+    /// Neither take vectors from the machine-wide embedding cache nor add to it.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -95,6 +112,8 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Serve the index to coding agents over the Model Context Protocol (stdio or HTTP).
     Mcp(mcp::McpArgs),
+    /// Show or prune the machine-wide embedding cache.
+    Cache(cache::CacheArgs),
 }
 
 /// Runs the parsed command.
@@ -112,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
             Command::Sql(a) => sql::run(&args, a).await,
             Command::Watch(a) => watch::run(&args, a).await,
             Command::Mcp(a) => mcp::run(&args, a).await,
+            Command::Cache(a) => cache::run(&args, a),
         }
     })
 }

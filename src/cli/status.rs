@@ -44,7 +44,11 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
         stats.version,
         stats.schema_version
     )?;
-    outln!("disk:     {:.1} MB", stats.disk_bytes as f64 / 1e6)?;
+    outln!(
+        "disk:     {:.1} MB in {} fragments",
+        stats.disk_bytes as f64 / 1e6,
+        stats.fragments
+    )?;
     match fresh {
         Some(fresh) if fresh.changed == 0 => outln!("fresh:    no file changed since indexing")?,
         Some(fresh) => outln!(
@@ -60,11 +64,12 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
     }
     for index in &stats.indexes {
         outln!(
-            "index:    {} on {} ({} rows indexed, {} not yet)",
+            "index:    {} on {} ({} rows indexed, {} not yet, {} segments)",
             index.index_type,
             index.column,
             index.indexed_rows,
-            index.unindexed_rows
+            index.unindexed_rows,
+            index.segments
         )?;
     }
     outln!(

@@ -62,6 +62,17 @@ pub async fn run(args: &Args, a: &WatchArgs) -> Result<()> {
                 summary.commits,
                 summary.elapsed.as_secs_f64()
             ),
+            WatchEvent::Optimized(report) if json => json!({
+                "event": "optimized",
+                "versions_removed": report.versions_removed,
+                "bytes_removed": report.bytes_removed,
+            })
+            .to_string(),
+            WatchEvent::Optimized(report) => format!(
+                "optimized: compacted, {} old versions removed ({:.1} MB)",
+                report.versions_removed,
+                report.bytes_removed as f64 / 1e6
+            ),
             WatchEvent::Failed(e) if json => {
                 json!({"event": "failed", "error": e.to_string()}).to_string()
             }

@@ -373,7 +373,7 @@ fn hostile_files_are_skipped_with_their_reason_and_nothing_else_is_affected() {
         // Files that change between the walk and the read: deleted, emptied, or replaced
         // by a FIFO. Each is skipped with its reason; none blocks the reader.
         let walk_options = WalkOptions::default();
-        let candidates: Vec<_> = walk(&repo, &walk_options, None)
+        let candidates: Vec<_> = walk(&repo, &walk_options, Vec::new())
             .filter_map(|item| match item {
                 WalkItem::File(c) => Some(c),
                 WalkItem::Skipped(..) => None,

@@ -18,8 +18,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the watcher reported: the event's name, its paths and its run's summary.
-type Reported = (&'static str, Vec<String>, IngestSummary);
+/// What the watcher reported: the event's name, its paths, its run's summary and the
+/// versions an optimization removed.
+type Reported = (&'static str, Vec<String>, IngestSummary, u64);
 
 fn next(events: &mpsc::Receiver<Reported>) -> Reported {
     events
@@ -36,23 +37,24 @@ fn indexed(db: &Path) -> BTreeMap<String, String> {
     })
 }
 
-#[test]
-fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let (repo, db) = (dir.path().join("repo"), dir.path().join("db"));
-    for name in ["a", "b", "c"] {
-        write(
-            &repo,
-            &format!("src/{name}.rs"),
-            format!("pub fn {name}() {{}}\n"),
-        );
-    }
-    let rt = runtime();
-    let encoder = Arc::new(HashEncoder::new(32));
-    let table = rt.block_on(table_for(&db, &encoder));
+/// A running watcher: what it reports, the switch that stops it, and its task.
+type Running = (
+    mpsc::Receiver<Reported>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<lancet::engine::Result<()>>,
+);
+
+/// Starts `watch_directory` over `repo` (repository `r`) on `rt`.
+fn start_watcher(
+    rt: &tokio::runtime::Runtime,
+    table: lancet::engine::ChunkTable,
+    encoder: Arc<dyn Encoder>,
+    repo: &Path,
+    watch: WatchOptions,
+) -> Running {
     let (tell, events) = mpsc::channel::<Reported>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let watched = repo.clone();
+    let watched = repo.to_path_buf();
     let watcher = rt.spawn(async move {
         let options = IngestOptions {
             repo: "r".into(),
@@ -60,21 +62,21 @@ fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
             chunk_tokens: 92,
             ..IngestOptions::default()
         };
-        // A long quiet time: the 200 files below must land in one burst however slow
-        // the machine is at writing them.
-        let watch = WatchOptions {
-            quiet: Duration::from_millis(700),
-            max_wait: Duration::from_secs(10),
-            ..WatchOptions::default()
-        };
-        let encoder: Arc<dyn Encoder> = encoder;
         let mut report = |event: WatchEvent<'_>| {
             let reported = match event {
-                WatchEvent::CaughtUp(s) => ("caught_up", Vec::new(), s.clone()),
+                WatchEvent::CaughtUp(s) => ("caught_up", Vec::new(), s.clone(), 0),
                 WatchEvent::Indexed { paths, summary } => {
-                    ("indexed", paths.to_vec(), summary.clone())
+                    ("indexed", paths.to_vec(), summary.clone(), 0)
                 }
-                WatchEvent::Failed(e) => ("failed", vec![e.to_string()], IngestSummary::default()),
+                WatchEvent::Optimized(report) => (
+                    "optimized",
+                    Vec::new(),
+                    IngestSummary::default(),
+                    report.versions_removed,
+                ),
+                WatchEvent::Failed(e) => {
+                    ("failed", vec![e.to_string()], IngestSummary::default(), 0)
+                }
             };
             let _ = tell.send(reported);
         };
@@ -92,8 +94,45 @@ fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
         )
         .await
     });
+    (events, stop, watcher)
+}
 
-    let (event, _, summary) = next(&events);
+/// Versions of table `chunks` kept on disk under the database folder `db`.
+fn versions_on_disk(db: &Path) -> usize {
+    std::fs::read_dir(db.join("chunks.lance/_versions"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "manifest"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, db) = (dir.path().join("repo"), dir.path().join("db"));
+    for name in ["a", "b", "c"] {
+        write(
+            &repo,
+            &format!("src/{name}.rs"),
+            format!("pub fn {name}() {{}}\n"),
+        );
+    }
+    let rt = runtime();
+    let encoder = Arc::new(HashEncoder::new(32));
+    let table = rt.block_on(table_for(&db, &encoder));
+    // A long quiet time: the 200 files below must land in one burst however slow the
+    // machine is at writing them.
+    let watch = WatchOptions {
+        quiet: Duration::from_millis(700),
+        max_wait: Duration::from_secs(10),
+        ..WatchOptions::default()
+    };
+    let (events, stop, watcher) = start_watcher(&rt, table, encoder, &repo, watch);
+
+    let (event, _, summary, _) = next(&events);
     assert_eq!(
         (event, summary.files_indexed),
         ("caught_up", 3),
@@ -114,7 +153,7 @@ fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
         .collect();
     let mut bursts = 0;
     while indexed(&db) != expected {
-        let (event, paths, summary) = next(&events);
+        let (event, paths, summary, _) = next(&events);
         assert_eq!(event, "indexed", "{paths:?} {summary}");
         bursts += 1;
         assert!(bursts <= 4, "four changes took {bursts} bursts");
@@ -128,7 +167,7 @@ fn a_watcher_follows_every_kind_of_change_and_takes_a_burst_as_one_commit() {
             format!("pub fn f{i}() {{}}\n"),
         );
     }
-    let (event, paths, summary) = next(&events);
+    let (event, paths, summary, _) = next(&events);
     assert_eq!(event, "indexed", "{paths:?}");
     assert_eq!(
         (summary.files_indexed, summary.commits),
@@ -183,4 +222,60 @@ fn lancet_watch_holds_the_writer_lock_and_reports_each_burst() {
     assert_eq!(indexed["event"], "indexed", "{indexed}");
     assert_eq!(indexed["paths"], serde_json::json!(["src/second.rs"]));
     assert_eq!(indexed["summary"]["files_indexed"], 1, "{indexed}");
+}
+
+#[test]
+fn once_edits_pause_for_the_retention_old_versions_go_and_the_index_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, db) = (dir.path().join("repo"), dir.path().join("db"));
+    write(&repo, "src/lib.rs", "pub fn zero() {}\n");
+    let rt = runtime();
+    let encoder = Arc::new(HashEncoder::new(32));
+    let table = rt.block_on(table_for(&db, &encoder));
+    let watch = WatchOptions {
+        quiet: Duration::from_millis(100),
+        retention: Duration::from_secs(1),
+        ..WatchOptions::default()
+    };
+    let (events, stop, watcher) = start_watcher(&rt, table, encoder, &repo, watch);
+    assert_eq!(next(&events).0, "caught_up");
+
+    // Eight edits, each waited for: eight commits, eight more versions.
+    let mut text = String::new();
+    for edit in 1..=8 {
+        text = format!("pub fn edit_{edit}() -> u32 {{ {edit} }}\n");
+        write(&repo, "src/lib.rs", &text);
+        loop {
+            let (event, paths, summary, _) = next(&events);
+            if event == "indexed" && summary.files_indexed == 1 {
+                break;
+            }
+            assert_ne!(event, "failed", "{paths:?}");
+        }
+    }
+    let before = versions_on_disk(&db);
+    assert!(before >= 9, "{before} versions after eight edits");
+
+    // No edit for the retention: the watcher compacts and prunes on its own, then
+    // prunes the compaction's own versions once they are as old: one version is left.
+    let mut removed = 0;
+    while versions_on_disk(&db) > 1 {
+        let (event, paths, _, versions) = next(&events);
+        assert!(
+            event == "optimized",
+            "{event} {paths:?} with no edit going on"
+        );
+        removed += versions;
+    }
+    assert!(removed >= 8, "{before} versions before, {removed} removed");
+    let fragments = std::fs::read_dir(db.join("chunks.lance/data"))
+        .unwrap()
+        .count();
+    assert_eq!(fragments, 1, "data files left beside the compacted one");
+    let expected: BTreeMap<String, String> =
+        [("src/lib.rs".to_string(), content_hash(text.as_bytes()))].into();
+    assert_eq!(indexed(&db), expected);
+
+    stop.send(()).unwrap();
+    rt.block_on(watcher).unwrap().unwrap();
 }

@@ -71,6 +71,13 @@ pub trait Encoder: Send + Sync {
         None
     }
 
+    /// What besides the weights shapes this encoder's vectors: device, arithmetic and
+    /// document length limit (e.g. `cpu-f32-576`). Vectors of equal identities but
+    /// different numerics are comparable, not equal; caches keep them apart.
+    fn numerics(&self) -> String {
+        "exact".into()
+    }
+
     /// Output width.
     fn dim(&self) -> usize {
         self.identity().dim

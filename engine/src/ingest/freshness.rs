@@ -34,7 +34,7 @@ pub fn is_stale(root: &Path, path: &str, indexed: Option<&str>) -> bool {
 pub fn changed_files(
     root: &Path,
     options: &WalkOptions,
-    exclude: Option<PathBuf>,
+    exclude: Vec<PathBuf>,
     known: &HashMap<String, String>,
 ) -> Freshness {
     let mut seen = HashSet::new();

@@ -8,6 +8,7 @@
 mod freshness;
 mod known;
 mod language;
+mod machine_cache;
 mod pending;
 mod pipeline;
 mod plan;
@@ -25,6 +26,7 @@ pub use summary::{IngestSummary, SkipReason};
 pub use walk::{content_hash, read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
 pub use watch::{watch_directory, WatchEvent, WatchOptions};
 
+use crate::cache::EmbeddingCache;
 use crate::error::Result;
 use crate::store::ChunkTable;
 use lancet_udf::Encoder;
@@ -60,6 +62,21 @@ pub struct IngestOptions {
     /// of them are still on disk, skipped by this run's options. Off, such a run fails
     /// before removing anything: one mistyped option must not empty an index.
     pub allow_remove_all: bool,
+    /// The machine-wide embedding cache: texts it holds are not embedded, and texts
+    /// embedded go into it (`None`: neither).
+    pub cache: Option<Arc<EmbeddingCache>>,
+}
+
+impl IngestOptions {
+    /// Folders a walk never enters: the database and the machine-wide embedding
+    /// cache, wherever they are (a folder outside the root is simply never met).
+    pub fn excluded_folders(&self) -> Vec<PathBuf> {
+        let cache = self.cache.as_ref().map(|cache| {
+            let root = cache.root();
+            root.canonicalize().unwrap_or_else(|_| root.to_path_buf())
+        });
+        self.exclude.iter().cloned().chain(cache).collect()
+    }
 }
 
 impl Default for IngestOptions {
@@ -75,6 +92,7 @@ impl Default for IngestOptions {
             embed_batch: 64,
             exclude: None,
             allow_remove_all: false,
+            cache: None,
         }
     }
 }

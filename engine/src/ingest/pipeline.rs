@@ -1,6 +1,7 @@
 //! The indexing job as a pipeline of stages joined by bounded queues:
 //! scan (readers) -> grouping and reuse lookup -> encoder thread -> writer.
 
+use super::machine_cache::MachineCache;
 use super::pending::{EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 use super::summary::{IngestSummary, SkipReason};
@@ -27,6 +28,7 @@ struct GroupStats {
     lossy: usize,
     syntax_errors: usize,
     reused: usize,
+    cached: usize,
     embedded: usize,
     tokens: usize,
     truncated: usize,
@@ -98,11 +100,21 @@ pub(super) async fn run_locked(
     let (write_tx, mut write_rx) = queue::channel::<Result<WriteJob>>(1);
     let embed_batch = options.embed_batch.max(1);
     let cache_size = options.commit_chunks.max(1024) * 2;
+    let machine_cache = options
+        .cache
+        .clone()
+        .map(|cache| MachineCache::new(cache, encoder.as_ref()));
     let encoder_thread = {
         let encoder = encoder.clone();
+        let stage = EncodeStage {
+            encoder,
+            batch: embed_batch,
+            recent: RecentVectors::new(cache_size),
+            machine_cache,
+        };
         std::thread::Builder::new()
             .name("lancet-encode".into())
-            .spawn(move || encode_stage(encoder, embed_batch, cache_size, embed_rx, write_tx))
+            .spawn(move || stage.run(embed_rx, write_tx))
             .map_err(|e| Error::Io {
                 path: "encoder thread".into(),
                 source: e,
@@ -200,7 +212,7 @@ pub(super) fn start_scan(
         ScanOptions {
             repo: options.repo.clone(),
             walk: options.walk.clone(),
-            exclude: options.exclude.clone(),
+            exclude: options.excluded_folders(),
             threads: options.threads,
             chunker: Chunker::new(chunk_options),
             queue: 256,
@@ -394,74 +406,101 @@ impl RecentVectors {
     }
 }
 
-fn encode_stage(
+/// The encoder thread's state: the model, the vectors of this job, the machine cache.
+struct EncodeStage {
     encoder: Arc<dyn Encoder>,
     batch: usize,
-    cache_size: usize,
-    mut jobs: queue::Receiver<EmbedJob>,
-    written: queue::Sender<Result<WriteJob>>,
-) {
-    let mut recent = RecentVectors::new(cache_size);
-    while let Some(job) = jobs.blocking_recv() {
-        let result = embed_group(encoder.as_ref(), batch, &mut recent, job);
-        let failed = result.is_err();
-        if written.blocking_send(result).is_err() || failed {
-            return;
-        }
-    }
+    recent: RecentVectors,
+    machine_cache: Option<MachineCache>,
 }
 
-/// Embeds the group's new texts, each distinct text once.
-fn embed_group(
-    encoder: &dyn Encoder,
-    batch: usize,
-    recent: &mut RecentVectors,
-    job: EmbedJob,
-) -> Result<WriteJob> {
-    let EmbedJob {
-        scope,
-        removed,
-        mut ready,
-        to_embed,
-        mut stats,
-    } = job;
-    let mut unique: Vec<&PendingChunk> = Vec::new();
-    let mut queued = HashSet::new();
-    for pending in &to_embed {
-        let hash = pending.chunk.content_hash.as_str();
-        if recent.get(hash).is_none() && queued.insert(hash) {
-            unique.push(pending);
+impl EncodeStage {
+    fn run(
+        mut self,
+        mut jobs: queue::Receiver<EmbedJob>,
+        written: queue::Sender<Result<WriteJob>>,
+    ) {
+        while let Some(job) = jobs.blocking_recv() {
+            let result = self.embed_group(job);
+            let failed = result.is_err();
+            if written.blocking_send(result).is_err() || failed {
+                break;
+            }
+        }
+        if let Some(cache) = &self.machine_cache {
+            cache.finish();
         }
     }
-    for part in unique.chunks(batch) {
-        let texts: Vec<&str> = part.iter().map(|p| p.embedded.as_str()).collect();
-        let embeddings = encoder.encode(&texts, Task::Nl2Code.document())?;
-        stats.embedded += texts.len();
-        stats.tokens += embeddings.tokens;
-        stats.truncated += embeddings.truncated;
-        for (pending, vector) in part.iter().zip(embeddings.rows()) {
-            recent.insert(
-                pending.chunk.content_hash.clone(),
-                Arc::new(vector.to_vec()),
-            );
+
+    /// Embeds the group's new texts, each distinct text once, those the machine cache
+    /// holds not at all.
+    fn embed_group(&mut self, job: EmbedJob) -> Result<WriteJob> {
+        let EmbedJob {
+            scope,
+            removed,
+            mut ready,
+            to_embed,
+            mut stats,
+        } = job;
+        let mut unique: Vec<&PendingChunk> = Vec::new();
+        let mut queued = HashSet::new();
+        for pending in &to_embed {
+            let hash = pending.chunk.content_hash.as_str();
+            if self.recent.get(hash).is_none() && queued.insert(hash) {
+                unique.push(pending);
+            }
         }
+        stats.reused += to_embed.len() - unique.len();
+        let mut misses: Vec<&PendingChunk> = Vec::with_capacity(unique.len());
+        for pending in unique {
+            match self
+                .machine_cache
+                .as_ref()
+                .and_then(|c| c.get(&pending.embedded))
+            {
+                Some(vector) => {
+                    stats.cached += 1;
+                    self.recent
+                        .insert(pending.chunk.content_hash.clone(), Arc::new(vector));
+                }
+                None => misses.push(pending),
+            }
+        }
+        for part in misses.chunks(self.batch) {
+            let texts: Vec<&str> = part.iter().map(|p| p.embedded.as_str()).collect();
+            let embeddings = self.encoder.encode(&texts, Task::Nl2Code.document())?;
+            stats.embedded += texts.len();
+            stats.tokens += embeddings.tokens;
+            stats.truncated += embeddings.truncated;
+            for (pending, vector) in part.iter().zip(embeddings.rows()) {
+                if let Some(cache) = &mut self.machine_cache {
+                    cache.put(&pending.embedded, vector, self.encoder.as_ref());
+                }
+                self.recent.insert(
+                    pending.chunk.content_hash.clone(),
+                    Arc::new(vector.to_vec()),
+                );
+            }
+        }
+        for pending in to_embed {
+            let vector = self
+                .recent
+                .get(&pending.chunk.content_hash)
+                .ok_or_else(|| {
+                    Error::Ingest("the encoder returned fewer vectors than texts".into())
+                })?;
+            ready.push(EmbeddedChunk {
+                chunk: pending.chunk,
+                embedding: ChunkEmbedding::Pooled(vector.as_ref().clone()),
+            });
+        }
+        Ok(WriteJob {
+            scope,
+            removed,
+            rows: ready,
+            stats,
+        })
     }
-    stats.reused += to_embed.len() - unique.len();
-    for pending in to_embed {
-        let vector = recent
-            .get(&pending.chunk.content_hash)
-            .ok_or_else(|| Error::Ingest("the encoder returned fewer vectors than texts".into()))?;
-        ready.push(EmbeddedChunk {
-            chunk: pending.chunk,
-            embedding: ChunkEmbedding::Pooled(vector.as_ref().clone()),
-        });
-    }
-    Ok(WriteJob {
-        scope,
-        removed,
-        rows: ready,
-        stats,
-    })
 }
 
 /// Commits one group (and the files removed with it). Files the table did not hold when
@@ -496,6 +535,7 @@ async fn commit(
     s.lossy_utf8 += stats.lossy;
     s.syntax_errors += stats.syntax_errors;
     s.chunks_reused += stats.reused;
+    s.chunks_cached += stats.cached;
     s.chunks_embedded += stats.embedded;
     s.tokens_embedded += stats.tokens;
     s.truncated += stats.truncated;

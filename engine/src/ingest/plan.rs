@@ -1,6 +1,7 @@
 //! `index --dry-run`: what a run would do, found by walking and chunking the tree
 //! without embedding or writing anything, and what it would cost.
 
+use super::machine_cache::MachineCache;
 use super::pipeline::{start_scan, vanished, Seen};
 use super::scan::{FileOutcome, ScanEvent};
 use super::IngestOptions;
@@ -36,6 +37,8 @@ pub struct IngestPlan {
     pub chunks: usize,
     /// Chunks whose text the table (or this run) embeds already.
     pub chunks_reused: usize,
+    /// Distinct texts the machine-wide embedding cache holds (not embedded again).
+    pub texts_cached: usize,
     /// Distinct texts the encoder would embed.
     pub texts_to_embed: usize,
     /// Tokens the encoder would process (prompts included).
@@ -111,14 +114,19 @@ pub async fn plan_directory(
         }
         None => HashSet::new(),
     };
-    let mut to_embed: Vec<String> = texts
+    let machine_cache = options
+        .cache
+        .clone()
+        .map(|cache| MachineCache::new(cache, encoder.as_ref()));
+    let (cached, mut to_embed): (Vec<String>, Vec<String>) = texts
         .into_iter()
         .filter(|(hash, _)| !stored.contains(hash))
         .map(|(_, text)| text)
-        .collect();
+        .partition(|text| machine_cache.as_ref().is_some_and(|c| c.contains(text)));
     to_embed.sort(); // a stable sample, whatever order the readers finished in
     plan.texts_to_embed = to_embed.len();
-    plan.chunks_reused = plan.chunks - plan.texts_to_embed;
+    plan.texts_cached = cached.len();
+    plan.chunks_reused = plan.chunks - plan.texts_to_embed - plan.texts_cached;
     let refs: Vec<&str> = to_embed.iter().map(String::as_str).collect();
     let task = Task::Nl2Code.document();
     match encoder.input_tokens(&refs, task) {

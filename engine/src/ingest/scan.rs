@@ -61,7 +61,7 @@ pub struct ScanOptions {
     /// What the walk skips.
     pub walk: WalkOptions,
     /// Folder never walked.
-    pub exclude: Option<PathBuf>,
+    pub exclude: Vec<PathBuf>,
     /// Reader threads (0: one per core).
     pub threads: usize,
     /// How files are cut.

@@ -90,6 +90,8 @@ pub struct IngestSummary {
     pub chunks_removed: u64,
     /// Chunks whose vectors were copied from a row with the same content.
     pub chunks_reused: usize,
+    /// Chunks whose vectors came from the machine-wide embedding cache.
+    pub chunks_cached: usize,
     /// Chunks sent to the encoder.
     pub chunks_embedded: usize,
     /// Tokens the encoder processed.
@@ -142,6 +144,13 @@ impl fmt::Display for IngestSummary {
             "chunks: {} added, {} updated, {} removed, {} reused by content",
             self.chunks_added, self.chunks_updated, self.chunks_removed, self.chunks_reused
         )?;
+        if self.chunks_cached > 0 {
+            writeln!(
+                f,
+                "from the machine-wide cache: {} chunks",
+                self.chunks_cached
+            )?;
+        }
         writeln!(
             f,
             "embedded: {} chunks, {} tokens ({} truncated)",

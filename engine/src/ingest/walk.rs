@@ -150,17 +150,17 @@ pub enum WalkItem {
 
 /// Walks `root` and yields every file's outcome, in file-name order, reading nothing
 /// but directories ([`read_source`] reads the files); the hidden and ignored files and
-/// folders the walk left out come last, each folder once. `exclude` (the database folder)
-/// is never entered.
+/// folders the walk left out come last, each folder once. The `exclude` folders (the
+/// database, the embedding cache) are never entered.
 pub fn walk<'a>(
     root: &'a Path,
     options: &'a WalkOptions,
-    exclude: Option<PathBuf>,
+    exclude: Vec<PathBuf>,
 ) -> impl Iterator<Item = WalkItem> + 'a {
     let skip_vendored = options.skip_vendored;
     let is_excluded = {
         let exclude = exclude.clone();
-        move |path: &Path| exclude.as_deref() == Some(path)
+        move |path: &Path| exclude.iter().any(|folder| folder == path)
     };
     let scoped = {
         let (root, only) = (root.to_path_buf(), options.only.clone());
@@ -248,7 +248,7 @@ fn item_of(
 /// or `.ignore` names), so that the summary can count them: the children of every folder
 /// it entered, less the entries it yielded. A filtered folder counts once, unentered.
 struct Unlisted {
-    exclude: Option<PathBuf>,
+    exclude: Vec<PathBuf>,
     root: PathBuf,
     /// The walk's scope: entries outside it are not expected.
     only: Vec<String>,
@@ -273,7 +273,7 @@ impl Unlisted {
         }
     }
 
-    /// Notes a folder's children as expected; `.git` and the excluded folder are not
+    /// Notes a folder's children as expected; `.git` and the excluded folders are not
     /// the user's files and go uncounted. A folder that cannot be listed is the walker's
     /// `unreadable` already.
     fn list(&mut self, dir: &Path) {
@@ -286,7 +286,7 @@ impl Unlisted {
             let is_git = child.file_name() == ".git" && is_dir;
             let in_scope = relative_str(&self.root, &path)
                 .is_none_or(|rel| in_scope(&self.only, &rel, is_dir));
-            if !is_git && in_scope && self.exclude.as_deref() != Some(path.as_path()) {
+            if !is_git && in_scope && !self.exclude.contains(&path) {
                 self.pending.insert(path);
             }
         }

@@ -5,13 +5,13 @@
 use super::pipeline::run_locked;
 use super::{IngestOptions, IngestSummary};
 use crate::error::{Error, Result};
-use crate::store::{ChunkTable, IndexOptions};
+use crate::store::{ChunkTable, IndexOptions, IndexReport, IndexUpdate};
 use lancet_udf::Encoder;
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -31,7 +31,11 @@ pub struct WatchOptions {
     /// this many commits: a commit per save would otherwise leave thousands of small
     /// fragments and versions.
     pub optimize_every: usize,
-    /// Versions younger than this are kept (readers of other processes may be on them).
+    /// Versions younger than this are kept: a reader of another process holds the
+    /// version it opened for one query plus its consistency interval (5 s by default).
+    /// Once no edit has come for this long, the table is compacted and older versions
+    /// removed, and after as long again the compaction's own, so the folder settles
+    /// back to about a fresh index's size.
     pub retention: Duration,
 }
 
@@ -42,7 +46,7 @@ impl Default for WatchOptions {
             max_wait: Duration::from_secs(2),
             max_paths: 10_000,
             optimize_every: 64,
-            retention: Duration::from_secs(120),
+            retention: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +64,11 @@ pub enum WatchEvent<'a> {
         /// The run's summary.
         summary: &'a IngestSummary,
     },
+    /// The table was tidied: compacted, its indexes brought up to date and versions
+    /// older than the retention removed (after `optimize_every` commits, and once
+    /// edits paused for the retention), or only old versions removed (once more after
+    /// that, when the optimization's own versions have aged).
+    Optimized(&'a IndexReport),
     /// A burst could not be indexed; its paths join the next burst's.
     Failed(&'a Error),
 }
@@ -94,7 +103,7 @@ pub async fn watch_directory(
         .watch(&root, RecursiveMode::Recursive)
         .map_err(|e| watch_error(&root, e))?;
 
-    let exclude = options.exclude.as_ref().and_then(|p| p.canonicalize().ok());
+    let exclude = options.excluded_folders();
     let summary = run_locked(table, encoder.clone(), &root, options, &mut |_| {}, &writer).await?;
     on_event(WatchEvent::CaughtUp(&summary));
     // Searches use the table's indexes: build what is due before the first edit.
@@ -102,19 +111,42 @@ pub async fn watch_directory(
         on_event(WatchEvent::Failed(&e));
     }
     let mut commits_since_optimize = 0;
+    // What the table needs once edits pause (from `quiet_since`, for the retention).
+    let mut tidy = if summary.commits > 0 {
+        Tidy::Optimize
+    } else {
+        Tidy::Nothing
+    };
+    let mut quiet_since = Instant::now();
     // Paths of a burst that failed, tried again with the next (empty: the whole tree).
     let mut retry: Option<Vec<String>> = None;
 
     tokio::pin!(stop);
     loop {
+        let tidy_at = tokio::time::Instant::from_std(quiet_since + watch.retention + SETTLE_MARGIN);
         let first = tokio::select! {
             () = &mut stop => return Ok(()),
             first = inbox.recv() => first,
+            () = tokio::time::sleep_until(tidy_at), if tidy != Tidy::Nothing => {
+                commits_since_optimize = 0;
+                tidy = match tidy {
+                    Tidy::Optimize => {
+                        optimize(table, watch, IndexUpdate::Merge, on_event).await;
+                        Tidy::Prune
+                    }
+                    _ => {
+                        prune(table, watch, on_event).await;
+                        Tidy::Nothing
+                    }
+                };
+                quiet_since = Instant::now();
+                continue;
+            }
         };
         let Some(first) = first else {
             return Err(Error::Ingest("the file-system watcher stopped".into()));
         };
-        let mut burst = Burst::new(&root, exclude.as_deref(), options.walk.include_hidden);
+        let mut burst = Burst::new(&root, &exclude, options.walk.include_hidden);
         burst.add(first);
         let started = Instant::now();
         loop {
@@ -136,6 +168,10 @@ pub async fn watch_directory(
         match run_locked(table, encoder.clone(), &root, &scoped, &mut |_| {}, &writer).await {
             Ok(summary) => {
                 commits_since_optimize += summary.commits;
+                if summary.commits > 0 {
+                    tidy = Tidy::Optimize;
+                    quiet_since = Instant::now();
+                }
                 on_event(WatchEvent::Indexed {
                     paths: &paths,
                     summary: &summary,
@@ -148,13 +184,58 @@ pub async fn watch_directory(
         }
         if commits_since_optimize >= watch.optimize_every.max(1) {
             commits_since_optimize = 0;
-            let optimized = table
-                .optimize_with_retention(&IndexOptions::default(), watch.retention)
-                .await;
-            if let Err(e) = optimized {
-                on_event(WatchEvent::Failed(&e));
-            }
+            optimize(table, watch, IndexUpdate::Append, on_event).await;
         }
+    }
+}
+
+/// Past the retention, a little more: the versions it protects must be older than it
+/// when the pruning looks.
+const SETTLE_MARGIN: Duration = Duration::from_millis(500);
+
+/// What the table needs once edits have paused for the retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tidy {
+    /// Nothing: it is compact and holds no version but the latest.
+    Nothing,
+    /// Index segments merged, fragments compacted, versions older than the retention
+    /// removed.
+    Optimize,
+    /// The versions that optimization wrote on its way, once they are as old as the
+    /// retention.
+    Prune,
+}
+
+/// Removes versions older than the retention, reporting what went or why it failed.
+async fn prune(
+    table: &ChunkTable,
+    watch: &WatchOptions,
+    on_event: &mut (dyn FnMut(WatchEvent<'_>) + Send),
+) {
+    match table.prune_versions(watch.retention).await {
+        Ok((versions_removed, bytes_removed)) => on_event(WatchEvent::Optimized(&IndexReport {
+            versions_removed,
+            bytes_removed,
+            ..IndexReport::default()
+        })),
+        Err(e) => on_event(WatchEvent::Failed(&e)),
+    }
+}
+
+/// Compacts, updates the indexes and prunes versions older than the retention,
+/// reporting what it did or why it failed (the watch goes on either way).
+async fn optimize(
+    table: &ChunkTable,
+    watch: &WatchOptions,
+    update: IndexUpdate,
+    on_event: &mut (dyn FnMut(WatchEvent<'_>) + Send),
+) {
+    match table
+        .optimize_with_retention(&IndexOptions::default(), watch.retention, update)
+        .await
+    {
+        Ok(report) => on_event(WatchEvent::Optimized(&report)),
+        Err(e) => on_event(WatchEvent::Failed(&e)),
     }
 }
 
@@ -182,7 +263,7 @@ fn watch_error(root: &Path, e: notify::Error) -> Error {
 /// The paths one burst of notifications touched.
 struct Burst<'a> {
     root: &'a Path,
-    exclude: Option<&'a Path>,
+    exclude: &'a [PathBuf],
     /// Whether the walk takes hidden files (else a change to one is nothing to index).
     include_hidden: bool,
     paths: BTreeSet<String>,
@@ -192,7 +273,7 @@ struct Burst<'a> {
 }
 
 impl<'a> Burst<'a> {
-    fn new(root: &'a Path, exclude: Option<&'a Path>, include_hidden: bool) -> Self {
+    fn new(root: &'a Path, exclude: &'a [PathBuf], include_hidden: bool) -> Self {
         Burst {
             root,
             exclude,
@@ -226,7 +307,7 @@ impl<'a> Burst<'a> {
     }
 
     fn add_path(&mut self, path: &Path) {
-        if self.exclude.is_some_and(|db| path.starts_with(db)) {
+        if self.exclude.iter().any(|folder| path.starts_with(folder)) {
             return; // the index's own writes
         }
         let Ok(rel) = path.strip_prefix(self.root) else {
@@ -293,11 +374,12 @@ mod tests {
     #[test]
     fn a_burst_keeps_the_tree_paths_and_drops_the_rest() {
         let root = Path::new("/repo");
-        let db = Path::new("/repo/.lancet");
-        let mut burst = Burst::new(root, Some(db), false);
+        let skipped = [PathBuf::from("/repo/.lancet"), PathBuf::from("/repo/cache")];
+        let mut burst = Burst::new(root, &skipped, false);
         burst.add(event(&["/repo/src/a.rs", "/repo/src/b.rs"]));
         burst.add(event(&["/repo/src/a.rs"]));
         burst.add(event(&["/repo/.git/index", "/repo/.lancet/chunks.lance/x"]));
+        burst.add(event(&["/repo/cache/0f/entry", "/repo/cache/model.json"]));
         burst.add(event(&["/repo/.cache/tmp.rs", "/repo/src/.hidden.rs"]));
         burst.add(event(&["/elsewhere/c.rs"]));
         assert_eq!(
@@ -305,19 +387,19 @@ mod tests {
             Some(vec!["src/a.rs".to_string(), "src/b.rs".to_string()])
         );
 
-        let mut burst = Burst::new(root, Some(db), false);
+        let mut burst = Burst::new(root, &skipped, false);
         burst.add(event(&["/repo/.git/HEAD"]));
         assert_eq!(burst.scope(10), None, "nothing the index holds");
 
-        let mut burst = Burst::new(root, None, false);
+        let mut burst = Burst::new(root, &[], false);
         burst.add(event(&["/repo/sub/.gitignore"]));
         assert_eq!(burst.scope(10), Some(vec![]), "ignore rules changed");
 
-        let mut burst = Burst::new(root, None, false);
+        let mut burst = Burst::new(root, &[], false);
         burst.add(event(&["/repo/a.rs", "/repo/b.rs", "/repo/c.rs"]));
         assert_eq!(burst.scope(2), Some(vec![]), "too many paths");
 
-        let mut burst = Burst::new(root, None, false);
+        let mut burst = Burst::new(root, &[], false);
         burst.add(Err(notify::Error::generic("queue overflow")));
         assert_eq!(burst.scope(10), Some(vec![]), "lost events");
     }

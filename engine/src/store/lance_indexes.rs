@@ -55,13 +55,30 @@ impl Default for IndexOptions {
     }
 }
 
-/// What [`ChunkTable::ensure_indexes`] did.
+/// How [`ChunkTable::optimize_with_retention`] folds new rows into the indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexUpdate {
+    /// A new small segment per index for the new rows: cheap, for a busy watcher.
+    Append,
+    /// Every index rewritten as one segment, which lets the compaction merge every
+    /// small fragment: for an idle moment.
+    Merge,
+}
+
+/// More segments than any index has: "merge them all".
+const MERGE_ALL_SEGMENTS: usize = 1 << 20;
+
+/// What [`ChunkTable::ensure_indexes`] or an optimization did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexReport {
     /// Indexes created, by column.
     pub created: Vec<String>,
     /// Whether the ANN index exists after the call.
     pub ann_ready: bool,
+    /// Old versions removed (by [`ChunkTable::optimize_with_retention`]).
+    pub versions_removed: u64,
+    /// Bytes of files that only those versions used.
+    pub bytes_removed: u64,
 }
 
 fn partitions_for(rows: usize) -> u32 {
@@ -169,40 +186,70 @@ impl ChunkTable {
         .await
     }
 
-    /// [`Self::optimize`] for a table under continuous writes (a watcher): compacts, folds
-    /// new rows into the indexes, and removes versions older than `retention` (never the
-    /// latest). A reader keeps a version for the length of one query plus its
-    /// consistency interval, so a retention of minutes never deletes files a live reader
-    /// holds; files no version refers to (an interrupted commit's) are left to a week.
+    /// [`Self::optimize`] for a table under continuous writes (a watcher): folds new rows
+    /// into the indexes as `update` says, compacts, and removes versions older than
+    /// `retention` (never the latest). A reader keeps a version for the length of one
+    /// query plus its consistency interval, so a retention of seconds to minutes never
+    /// deletes files a live reader holds; files no version refers to (an interrupted
+    /// commit's) are left to a week.
     pub async fn optimize_with_retention(
         &self,
         options: &IndexOptions,
         retention: std::time::Duration,
+        update: IndexUpdate,
     ) -> Result<IndexReport> {
-        use lancedb::table::{CompactionOptions, Duration, OptimizeAction};
+        use lancedb::table::{CompactionOptions, OptimizeAction, OptimizeOptions};
+        let index_options = match update {
+            IndexUpdate::Append => OptimizeOptions::default(),
+            IndexUpdate::Merge => OptimizeOptions::merge(MERGE_ALL_SEGMENTS),
+        };
         self.check_writable()?;
-        let older_than = Duration::from_std(retention)
-            .map_err(|e| crate::error::Error::InvalidArgument(format!("retention: {e}")))?;
         retry_on_conflict(|| async {
+            // Indexes before compaction: Lance never merges fragments that different
+            // index segments cover (or that one covers and another does not), so
+            // fragments written since the last index update would stay apart, one small
+            // file per edit, unless the segments were merged first.
+            self.table
+                .optimize(OptimizeAction::Index(index_options.clone()))
+                .await?;
             self.table
                 .optimize(OptimizeAction::Compact {
                     options: CompactionOptions::default(),
                     remap_options: None,
                 })
                 .await?;
-            self.table
-                .optimize(OptimizeAction::Prune {
-                    older_than: Some(older_than),
-                    delete_unverified: Some(false),
-                    error_if_tagged_old_versions: Some(false),
-                })
-                .await?;
-            self.table
-                .optimize(OptimizeAction::Index(Default::default()))
-                .await?;
-            self.ensure_indexes_once(options).await
+            // Pruning last: what the index update and the compaction replaced goes in
+            // the same call, except the versions they wrote themselves, which are
+            // younger than the retention (see [`Self::prune_versions`]).
+            let mut report = self.ensure_indexes_once(options).await?;
+            let (versions, bytes) = self.prune_versions(retention).await?;
+            report.versions_removed = versions;
+            report.bytes_removed = bytes;
+            Ok(report)
         })
         .await
+    }
+
+    /// Removes versions older than `retention` (never the latest) and the files only
+    /// they use; returns the versions and bytes removed. An optimization's own
+    /// intermediate versions outlive it by the retention: a watcher prunes once more
+    /// when that has passed.
+    pub async fn prune_versions(&self, retention: std::time::Duration) -> Result<(u64, u64)> {
+        use lancedb::table::{Duration, OptimizeAction};
+        self.check_writable()?;
+        let older_than = Duration::from_std(retention)
+            .map_err(|e| crate::error::Error::InvalidArgument(format!("retention: {e}")))?;
+        let pruned = self
+            .table
+            .optimize(OptimizeAction::Prune {
+                older_than: Some(older_than),
+                delete_unverified: Some(false),
+                error_if_tagged_old_versions: Some(false),
+            })
+            .await?;
+        Ok(pruned
+            .prune
+            .map_or((0, 0), |p| (p.old_versions, p.bytes_removed)))
     }
 }
 

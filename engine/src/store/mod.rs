@@ -20,7 +20,7 @@ mod writer_lock;
 
 pub(crate) use database::remove_dir_if_present;
 pub use database::{Consistency, Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
-pub use lance_indexes::{AnnIndexKind, IndexOptions, IndexReport};
+pub use lance_indexes::{AnnIndexKind, IndexOptions, IndexReport, IndexUpdate};
 pub use rows::{Chunk, ChunkEmbedding, EmbeddedChunk};
 pub use stats::{IndexState, TableStats};
 pub use table::ChunkTable;

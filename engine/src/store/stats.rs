@@ -22,6 +22,8 @@ pub struct IndexState {
     pub indexed_rows: usize,
     /// Rows added since it was built or last optimised (searched without it).
     pub unindexed_rows: usize,
+    /// Segments the index is stored in (each update adds one until they are merged).
+    pub segments: u32,
 }
 
 /// A summary of a table, as `lancet status` prints it.
@@ -47,6 +49,8 @@ pub struct TableStats {
     pub version: u64,
     /// Bytes of data and index files.
     pub disk_bytes: usize,
+    /// Data fragments (each commit adds one until compaction merges them).
+    pub fragments: usize,
     /// Indexes.
     pub indexes: Vec<IndexState>,
 }
@@ -87,10 +91,12 @@ impl ChunkTable {
                 index_type: format!("{:?}", index.index_type),
                 indexed_rows: stats.as_ref().map_or(0, |s| s.num_indexed_rows),
                 unindexed_rows: stats.as_ref().map_or(0, |s| s.num_unindexed_rows),
+                segments: stats.as_ref().and_then(|s| s.num_indices).unwrap_or(1),
                 name: index.name,
             });
         }
         indexes.sort_by(|a, b| a.column.cmp(&b.column));
+        let lance_stats = self.table.stats().await?;
         Ok(TableStats {
             name: self.name().to_string(),
             rows,
@@ -101,7 +107,8 @@ impl ChunkTable {
             dim_prefix: dims.prefix,
             schema_version: *schema_version,
             version: self.version().await?,
-            disk_bytes: self.table.stats().await?.total_bytes,
+            disk_bytes: lance_stats.total_bytes,
+            fragments: lance_stats.fragment_stats.num_fragments,
             indexes,
         })
     }

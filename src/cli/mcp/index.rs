@@ -54,7 +54,12 @@ pub async fn status(shared: &Shared) -> Result<StatusAnswer, String> {
     answer.version = stats.version;
     let known = shared.file_hashes(&table).await?;
     let root = shared.root.clone();
-    let exclude = shared.db_path.canonicalize().ok();
+    let exclude = IngestOptions {
+        exclude: shared.db_path.canonicalize().ok(),
+        cache: shared.cache.clone(),
+        ..IngestOptions::default()
+    }
+    .excluded_folders();
     let fresh = tokio::task::spawn_blocking(move || {
         changed_files(&root, &WalkOptions::default(), exclude, &known)
     })
@@ -239,6 +244,7 @@ async fn run(
             only: paths,
             ..WalkOptions::default()
         },
+        cache: shared.cache.clone(),
         ..IngestOptions::default()
     };
     let mut progress = |summary: &lancet::engine::ingest::IngestSummary| {
@@ -268,6 +274,7 @@ pub async fn watch(shared: Arc<Shared>) -> Result<(), String> {
     let options = IngestOptions {
         repo: shared.repo.clone(),
         exclude: shared.db_path.canonicalize().ok(),
+        cache: shared.cache.clone(),
         ..IngestOptions::default()
     };
     shared.watching.store(true, Ordering::SeqCst);
@@ -281,6 +288,7 @@ pub async fn watch(shared: Arc<Shared>) -> Result<(), String> {
                 job.status.state = "watching".into();
                 job.status.error.clear();
             }
+            WatchEvent::Optimized(_) => {}
             WatchEvent::Failed(e) => job.status.error = e.to_string(),
         }
     };

@@ -3,8 +3,9 @@
 //! table's current version, and the one `reindex` job it may run.
 
 use super::schema::JobStatus;
-use crate::cli::locate::db_for_root;
+use crate::cli::locate::{db_for_root, embedding_cache};
 use crate::cli::Args;
+use lancet::engine::cache::EmbeddingCache;
 use lancet::engine::ingest::{IngestOptions, IngestSummary};
 use lancet::engine::{ChunkTable, Consistency, Database, Error as EngineError};
 use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, Precision, QwenEncoder};
@@ -40,6 +41,8 @@ pub struct Shared {
     pub job: Mutex<Job>,
     /// Set while a watcher (`--watch`) keeps the index current and holds its writer lock.
     pub watching: std::sync::atomic::AtomicBool,
+    /// The machine-wide embedding cache indexing jobs use (`None`: `--no-cache`).
+    pub cache: Option<Arc<EmbeddingCache>>,
 }
 
 /// A `reindex` job's progress.
@@ -96,6 +99,7 @@ impl Shared {
             hashes: Mutex::new(None),
             job: Mutex::new(Job::default()),
             watching: std::sync::atomic::AtomicBool::new(false),
+            cache: embedding_cache(args),
         }
     }
 

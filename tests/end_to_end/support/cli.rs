@@ -1,5 +1,5 @@
 //! Running the `lancet` binary from the tests: offline, with no model from the
-//! environment, its hub cache inside the test's folder.
+//! environment, its hub cache and embedding cache inside the test's folder.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,7 +12,10 @@ pub fn lancet_command(args: &[&str], cwd: &Path) -> Command {
         .current_dir(cwd)
         .env_remove("LANCET_MODEL")
         .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", cwd.join("hf-home"));
+        .env("HF_HOME", cwd.join("hf-home"))
+        // The machine-wide embedding cache of a test is its own.
+        .env("LANCET_CACHE_DIR", cwd.join("embedding-cache"))
+        .env_remove("LANCET_CACHE_MAX_MB");
     command
 }
 

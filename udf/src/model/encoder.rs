@@ -221,6 +221,27 @@ impl Encoder for QwenEncoder {
         self.document_tokenizer.token_starts(text).ok()
     }
 
+    fn numerics(&self) -> String {
+        let device = match self.options.device {
+            DeviceSpec::Cpu => "cpu",
+            DeviceSpec::Cuda(_) => "cuda",
+        };
+        let arithmetic = match self.options.precision {
+            Precision::Q8 => "q8".to_string(),
+            Precision::F32 => {
+                let dtype = self
+                    .options
+                    .dtype
+                    .unwrap_or(self.options.device.default_dtype());
+                format!("{dtype:?}").to_ascii_lowercase()
+            }
+        };
+        format!(
+            "{device}-{arithmetic}-{}",
+            self.document_tokenizer.max_tokens()
+        )
+    }
+
     fn input_tokens(&self, texts: &[&str], task: TaskRole) -> Option<Vec<usize>> {
         let prompted: Vec<String> = texts.iter().map(|t| task.apply(t)).collect();
         let tokenized = self.tokenizer(task.role).encode_batch(prompted).ok()?;
