@@ -1,14 +1,14 @@
 //! `lancet sql [QUERY]`: SQL over the database, with embed(), vector_search(), fts() and
 //! hybrid_search(). Without a query, an interactive shell reads statements ending in `;`.
 
-use super::locate::{existing_db, load_encoder};
+use super::locate::{existing_db, indexed_root, load_encoder};
 use super::Args;
 use anyhow::{Context, Result};
 use clap::Parser;
 use lancet::engine::datafusion::arrow::csv::WriterBuilder;
 use lancet::engine::datafusion::arrow::json::ArrayWriter;
 use lancet::engine::datafusion::arrow::util::pretty::pretty_format_batches;
-use lancet::engine::sql::Session;
+use lancet::engine::sql::{Session, SourceTree};
 use lancet::engine::Database;
 use lancet::udf::{Encoder, EncoderOptions};
 use std::io::{BufRead, IsTerminal, Write};
@@ -44,7 +44,11 @@ pub async fn run(args: &Args, a: &SqlArgs) -> Result<()> {
             }
         }
     };
-    let session = Session::new(&db, encoder).await?;
+    let mut session = Session::new(&db, encoder).await?;
+    // Hits of the tree a default database indexes say whether their file changed.
+    if let Some((root, repo)) = indexed_root(args) {
+        session = session.with_source_tree(SourceTree { root, repo });
+    }
     match &a.query {
         Some(query) => execute(&session, query, a).await,
         None => shell(&session, a).await,

@@ -158,6 +158,25 @@ fn index_search_status_and_incremental_rerun() {
         let changed = hit["path"] == "src/lib.rs" || hit["path"] == "src/server.go";
         assert_eq!(hit["stale"], changed, "{hit}");
     }
+    // SQL's search functions say the same in `_stale`.
+    let sql_stale = || -> Vec<(String, bool)> {
+        let query = "SELECT path, _stale FROM fts('chunks', 'todo model', 10) ORDER BY path";
+        let out = lancet(&["sql", "--no-model", query, "--json"], &repo);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["path"].as_str().unwrap().to_string(), r["_stale"] == true))
+            .collect()
+    };
+    assert_eq!(
+        sql_stale(),
+        [
+            ("src/lib.rs".to_string(), true),
+            ("tools/train.py".to_string(), false)
+        ]
+    );
     let out = lancet(&["--model", m, "index", r, "--json"], work.path());
     let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
@@ -172,6 +191,13 @@ fn index_search_status_and_incremental_rerun() {
     let out = lancet(&["status", "--json"], &repo);
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(status["changed_on_disk"]["changed"], 0, "{status}");
+    assert_eq!(
+        sql_stale(),
+        [
+            ("src/lib.rs".to_string(), false),
+            ("tools/train.py".to_string(), false)
+        ]
+    );
 
     // Another model is refused, naming both.
     let other = work.path().join("other-model");

@@ -1,7 +1,7 @@
 //! Whether indexed files still hold what was indexed: a hit on a file edited since is
 //! marked stale, and a status counts the files that changed.
 
-use super::walk::{content_hash, read_source, walk, WalkItem, WalkOptions};
+use super::walk::{read_source, walk, WalkItem, WalkOptions};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -15,18 +15,6 @@ pub struct Freshness {
     pub changed: usize,
     /// A few of them, in path order (changed and new first, then gone).
     pub examples: Vec<String>,
-}
-
-/// Whether `path` (relative to `root`) no longer has the bytes hashed to `indexed`.
-/// A file that cannot be read counts as changed: the agent should look at it.
-pub fn is_stale(root: &Path, path: &str, indexed: Option<&str>) -> bool {
-    let Some(indexed) = indexed else {
-        return true;
-    };
-    match std::fs::read(root.join(path)) {
-        Ok(bytes) => content_hash(&bytes) != indexed,
-        Err(_) => true,
-    }
 }
 
 /// Files new, changed or gone under `root` compared with `known` (path to hash, as

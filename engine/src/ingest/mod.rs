@@ -17,13 +17,14 @@ mod summary;
 mod walk;
 mod watch;
 
-pub use freshness::{changed_files, is_stale, Freshness};
+pub use crate::store::{content_hash, is_stale};
+pub use freshness::{changed_files, Freshness};
 pub use language::LanguageMap;
 pub use pending::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
 pub use plan::{calibrate, plan_directory, Calibration, IngestPlan};
 pub use scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 pub use summary::{IngestSummary, SkipReason};
-pub use walk::{content_hash, read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
+pub use walk::{read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
 pub use watch::{watch_directory, WatchEvent, WatchOptions};
 
 use crate::cache::EmbeddingCache;

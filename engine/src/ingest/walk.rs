@@ -3,6 +3,7 @@
 
 use super::language::LanguageMap;
 use super::summary::SkipReason;
+use crate::store::content_hash;
 use ignore::WalkBuilder;
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -363,11 +364,6 @@ pub fn read_source(candidate: Candidate, options: &WalkOptions) -> Result<Source
         hash,
         lossy,
     })
-}
-
-/// The hash the table records for a file's bytes (`file_hash`): 128 bits of BLAKE3, hex.
-pub fn content_hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex()[..32].to_string()
 }
 
 /// Opens `path` for reading. On Unix the open does not wait: a file replaced by a FIFO

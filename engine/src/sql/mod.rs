@@ -17,7 +17,7 @@ mod vectors;
 pub use cosine::CosineDistance;
 pub use embed::EmbedFunction;
 pub use pushdown::to_lance_sql;
-pub use search_functions::{hit_schema, SearchFunction, SearchKind};
+pub use search_functions::{hit_schema, SearchFunction, SearchKind, SourceTree};
 
 use crate::error::{Error, Result};
 use crate::store::{ChunkTable, Database};
@@ -33,6 +33,7 @@ use std::sync::Arc;
 pub struct Session {
     context: SessionContext,
     tables: Arc<BTreeMap<String, ChunkTable>>,
+    encoder: Option<Arc<dyn Encoder>>,
 }
 
 impl Session {
@@ -72,11 +73,32 @@ impl Session {
             }
             context.register_udf(ScalarUDF::from(embed));
         }
+        let session = Session {
+            context,
+            tables,
+            encoder,
+        };
+        session.register_searches(None);
+        Ok(session)
+    }
+
+    /// Makes the search functions' hits of `tree`'s repository carry `_stale`: whether
+    /// the file under `tree.root` changed since it was indexed.
+    pub fn with_source_tree(self, tree: SourceTree) -> Self {
+        self.register_searches(Some(Arc::new(tree)));
+        self
+    }
+
+    fn register_searches(&self, tree: Option<Arc<SourceTree>>) {
         for kind in [SearchKind::Vector, SearchKind::Text, SearchKind::Hybrid] {
-            let function = SearchFunction::new(kind, tables.clone(), encoder.clone());
-            context.register_udtf(kind.name(), Arc::new(function));
+            let function = SearchFunction::new(
+                kind,
+                self.tables.clone(),
+                self.encoder.clone(),
+                tree.clone(),
+            );
+            self.context.register_udtf(kind.name(), Arc::new(function));
         }
-        Ok(Session { context, tables })
     }
 
     /// The chunk table `name` as this session holds it: searches through it share the

@@ -1,14 +1,17 @@
 //! The search table functions: `vector_search(table, query, k [, refine])`,
 //! `fts(table, text, k)` and `hybrid_search(table, text, k)`. Each yields the hit columns
-//! plus `_score` (and `_distance` for vector search); WHERE clauses on the hit columns
-//! run inside the search as its prefilter, so a filtered search still returns `k` rows
-//! when `k` rows match.
+//! plus `_score` (and `_distance` for vector search) and `_stale` (whether the hit's file
+//! changed on disk since it was indexed, when the session knows the tree); WHERE clauses
+//! on the hit columns run inside the search as its prefilter, so a filtered search still
+//! returns `k` rows when `k` rows match.
 
 use super::pushdown::to_lance_sql;
 use super::vectors;
 use crate::search::{Filter, SearchHit, SearchMode, SearchRequest};
-use crate::store::ChunkTable;
-use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use crate::store::{is_stale, ChunkTable};
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -18,8 +21,19 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use lancet_schemas::columns as col;
 use lancet_udf::{Encoder, Task, TaskRole};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The repository on disk that a database indexes: search hits of its files carry
+/// `_stale`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTree {
+    /// Its root folder.
+    pub root: PathBuf,
+    /// The repository name its chunks are stored under.
+    pub repo: String,
+}
 
 /// Columns a WHERE clause may name to be pushed into the search.
 const PUSHABLE: &[&str] = &[
@@ -62,6 +76,7 @@ pub struct SearchFunction {
     kind: SearchKind,
     tables: Arc<BTreeMap<String, ChunkTable>>,
     encoder: Option<Arc<dyn Encoder>>,
+    tree: Option<Arc<SourceTree>>,
 }
 
 impl std::fmt::Debug for SearchFunction {
@@ -78,16 +93,19 @@ impl std::fmt::Debug for SearchFunction {
 }
 
 impl SearchFunction {
-    /// The function `kind` over `tables`, embedding text queries with `encoder`.
+    /// The function `kind` over `tables`, embedding text queries with `encoder`; hits
+    /// of `tree`'s files say whether they are stale.
     pub fn new(
         kind: SearchKind,
         tables: Arc<BTreeMap<String, ChunkTable>>,
         encoder: Option<Arc<dyn Encoder>>,
+        tree: Option<Arc<SourceTree>>,
     ) -> Self {
         SearchFunction {
             kind,
             tables,
             encoder,
+            tree,
         }
     }
 
@@ -209,6 +227,7 @@ impl TableFunctionImpl for SearchFunction {
             search,
             k,
             schema: hit_schema(),
+            tree: self.tree.clone(),
         }))
     }
 }
@@ -227,9 +246,10 @@ struct SearchProvider {
     search: Search,
     k: usize,
     schema: SchemaRef,
+    tree: Option<Arc<SourceTree>>,
 }
 
-/// The hit columns plus `_score` and `_distance`.
+/// The hit columns plus `_score`, `_distance` and `_stale`.
 pub fn hit_schema() -> SchemaRef {
     let text = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
     Arc::new(Schema::new(vec![
@@ -246,10 +266,52 @@ pub fn hit_schema() -> SchemaRef {
         text(col::TEXT, false),
         Field::new("_score", DataType::Float32, false),
         Field::new("_distance", DataType::Float32, true),
+        Field::new("_stale", DataType::Boolean, true),
     ]))
 }
 
-fn hits_batch(schema: SchemaRef, hits: &[SearchHit], distances: bool) -> Result<RecordBatch> {
+/// Whether each hit's file changed on disk since it was indexed; `None` for hits of
+/// other repositories than the tree's, or when there is no tree.
+async fn stale_flags(
+    table: &ChunkTable,
+    tree: Option<&SourceTree>,
+    hits: &[SearchHit],
+) -> Result<Vec<Option<bool>>> {
+    let Some(tree) = tree else {
+        return Ok(vec![None; hits.len()]);
+    };
+    let paths: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.repo == tree.repo)
+        .map(|h| h.path.as_str())
+        .collect();
+    let recorded = table
+        .file_hashes_of(&tree.repo, &paths)
+        .await
+        .map_err(engine_error)?;
+    let mut known: HashMap<&str, bool> = HashMap::new();
+    Ok(hits
+        .iter()
+        .map(|h| {
+            (h.repo == tree.repo).then(|| {
+                *known.entry(h.path.as_str()).or_insert_with(|| {
+                    is_stale(
+                        &tree.root,
+                        &h.path,
+                        recorded.get(&h.path).map(String::as_str),
+                    )
+                })
+            })
+        })
+        .collect())
+}
+
+fn hits_batch(
+    schema: SchemaRef,
+    hits: &[SearchHit],
+    distances: bool,
+    stale: Vec<Option<bool>>,
+) -> Result<RecordBatch> {
     let strings = |f: fn(&SearchHit) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(hits.iter().map(f)))
     };
@@ -279,6 +341,7 @@ fn hits_batch(schema: SchemaRef, hits: &[SearchHit], distances: bool) -> Result<
         Arc::new(Float32Array::from_iter(
             hits.iter().map(|h| distances.then_some(1.0 - h.score)),
         )),
+        Arc::new(BooleanArray::from(stale)),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
@@ -353,7 +416,8 @@ impl TableProvider for SearchProvider {
                 )
             }
         };
-        let batch = hits_batch(self.schema.clone(), &hits, distances)?;
+        let stale = stale_flags(&self.table, self.tree.as_deref(), &hits).await?;
+        let batch = hits_batch(self.schema.clone(), &hits, distances, stale)?;
         let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
         table.scan(state, projection, &[], limit).await
     }

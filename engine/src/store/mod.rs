@@ -9,6 +9,7 @@
 
 pub(crate) mod columns;
 mod database;
+mod file_hash;
 mod lance_indexes;
 pub(crate) mod predicate;
 mod read_only;
@@ -20,6 +21,7 @@ mod writer_lock;
 
 pub(crate) use database::remove_dir_if_present;
 pub use database::{Consistency, Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
+pub use file_hash::{content_hash, is_stale};
 pub use lance_indexes::{AnnIndexKind, IndexOptions, IndexReport, IndexUpdate};
 pub use rows::{Chunk, ChunkEmbedding, EmbeddedChunk};
 pub use stats::{IndexState, TableStats};

@@ -5,7 +5,7 @@ use super::schema::{SqlAnswer, SqlArgs};
 use super::state::Shared;
 use lancet::engine::datafusion::arrow::json::ArrayWriter;
 use lancet::engine::datafusion::execution::context::SQLOptions;
-use lancet::engine::sql::Session;
+use lancet::engine::sql::{Session, SourceTree};
 
 /// Most rows one answer may ask for.
 const MAX_ROWS: u32 = 1_000;
@@ -24,7 +24,11 @@ pub async fn sql(shared: &Shared, args: SqlArgs) -> Result<SqlAnswer, String> {
     let encoder = shared.encoder().await.ok();
     let session = Session::new(&db, encoder)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_source_tree(SourceTree {
+            root: shared.root.clone(),
+            repo: shared.repo.clone(),
+        });
     let read_only = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)

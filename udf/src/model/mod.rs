@@ -6,6 +6,8 @@ mod config;
 mod device;
 mod encoder;
 mod files;
+#[cfg(all(test, feature = "cuda"))]
+mod gpu_tests;
 mod precision;
 mod projection;
 mod qwen2;
