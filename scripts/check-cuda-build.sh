@@ -11,17 +11,16 @@
 #   scripts/check-cuda-build.sh            # CUDA_COMPUTE_CAP=90 (H100/H200) by default
 #
 # Environment: LANCET_CUDA_TOOLKIT (toolkit folder, default ~/.cache/lancet/cuda-13.0),
-# CARGO_TARGET_DIR (default ~/.cache/lancet/target, the one .ci/run uses: Lance, DataFusion
-# and Arrow do not depend on the feature and are reused; candle, its kernels and our
-# crates are built a second time beside the CPU build, and the kernels compile once),
-# CUDA_COMPUTE_CAP. The cuda binary is copied to $CARGO_TARGET_DIR/cuda/lancet (the next
-# CPU build relinks target/debug/lancet).
+# LANCET_CUDA_TARGET_DIR (default ~/.cache/lancet/target-cuda: a target directory of its
+# own, kept between runs so the kernels compile once; the feature changes the features of
+# dependencies Lance shares, so nothing of a CPU target would be reused, and one target
+# directory would block the CPU builds for the whole run), CUDA_COMPUTE_CAP.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/lancet
 toolkit=${LANCET_CUDA_TOOLKIT:-$cache/cuda-13.0}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+export CARGO_TARGET_DIR=${LANCET_CUDA_TARGET_DIR:-$cache/target-cuda}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CUDA_HOME=$toolkit/nvidia/cu13
 started=$(date +%s)
@@ -55,8 +54,6 @@ python3 scripts/cuda_stubs.py "$cudarc" "$CUDA_HOME/lib/stubs"
 step "cargo build --features cuda (target $CARGO_TARGET_DIR)"
 CUDAFORGE_THREADS=${CUDAFORGE_THREADS:-$(nproc)} \
     cargo build --locked --features cuda --bin lancet
-mkdir -p "$CARGO_TARGET_DIR/cuda"
-cp "$CARGO_TARGET_DIR/debug/lancet" "$CARGO_TARGET_DIR/cuda/lancet"
 step "encoder tests with --features cuda"
 LD_LIBRARY_PATH=$CUDA_HOME/lib/stubs:$CUDA_HOME/lib \
     cargo test --locked -p lancet-udf --features cuda --lib -- --test-threads 2
@@ -65,7 +62,7 @@ LD_LIBRARY_PATH=$CUDA_HOME/lib/stubs:$CUDA_HOME/lib \
 step "the cuda binary without a GPU"
 set +e
 answer=$(LD_LIBRARY_PATH=$CUDA_HOME/lib/stubs:$CUDA_HOME/lib \
-    "$CARGO_TARGET_DIR/cuda/lancet" --model tests/fixtures/tiny-qwen2 --device cuda \
+    "$CARGO_TARGET_DIR/debug/lancet" --model tests/fixtures/tiny-qwen2 --device cuda \
     embed "fn main() {}" 2>&1)
 status=$?
 set -e

@@ -16,6 +16,10 @@
 //!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32
 //!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32 --precision q8
 //!     python3 scripts/bench_encoder_torch.py --chunks 32 --threads 2
+//!
+//! `--device cuda` (a `--features cuda` build) runs it in bf16 on the GPU with the GPU's
+//! token budget, and reports model FLOP utilisation against `--peak-tflops` (989, the
+//! H100/H200 dense bf16 figure, by default).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -89,12 +93,13 @@ fn forward(
         ids.extend_from_slice(&row[skip..]);
         ids.extend(std::iter::repeat_n(0, max - (row.len() - skip)));
     }
-    let ids = Tensor::from_vec(ids, (rows.len(), max), &Device::Cpu)?;
+    let ids = Tensor::from_vec(ids, (rows.len(), max), model.device())?;
     let out = match prefix {
         Some(prefix) => model.forward_last_token(&ids, &lengths, Some(prefix))?,
         None => model.forward_full(&ids, &lengths)?,
     };
-    Ok(out.to_vec2::<f32>()?)
+    // Copying to the host also waits for the GPU: the timings include the work.
+    Ok(out.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -155,9 +160,39 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn model(cfg: &Qwen2Config, weights: RandomWeights, precision: Precision) -> Result<Qwen2Model> {
-    let vb = VarBuilder::from_backend(Box::new(weights), DType::F32, Device::Cpu);
+/// Where the model runs: the device and the dtype the encoder uses there.
+#[derive(Clone)]
+struct Placement {
+    device: Device,
+    dtype: DType,
+}
+
+impl Placement {
+    fn cpu() -> Self {
+        Placement {
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
+    }
+}
+
+fn model(
+    cfg: &Qwen2Config,
+    weights: RandomWeights,
+    precision: Precision,
+    at: &Placement,
+) -> Result<Qwen2Model> {
+    let vb = VarBuilder::from_backend(Box::new(weights), at.dtype, at.device.clone());
     Ok(Qwen2Model::with_precision(cfg, vb, 1024, precision)?)
+}
+
+/// Multiply-adds per token of the linear layers (attention scores left out): what
+/// model FLOP utilisation counts.
+fn linear_flops_per_token(cfg: &Qwen2Config) -> f64 {
+    let h = cfg.hidden_size as f64;
+    let kv = (cfg.kv_heads() * cfg.head_dim()) as f64;
+    let per_layer = h * h * 2.0 + h * kv * 2.0 + 3.0 * h * cfg.intermediate_size as f64;
+    2.0 * per_layer * cfg.num_hidden_layers as f64
 }
 
 /// Mean and least cosine of q8 against f32 pooled vectors of `rows`, on `weights`.
@@ -172,13 +207,13 @@ fn fidelity(
     let q8 = match quantized {
         Some(model) => model,
         None => {
-            built = model(cfg, weights.clone(), Precision::Q8)?;
+            built = model(cfg, weights.clone(), Precision::Q8, &Placement::cpu())?;
             &built
         }
     };
     let prompt = &rows[0][..DOCUMENT_PROMPT_TOKENS];
     let (_, got) = documents(q8, rows, budget, Some(&q8.prefix_cache(prompt)?))?;
-    let exact = model(cfg, weights, Precision::F32)?;
+    let exact = model(cfg, weights, Precision::F32, &Placement::cpu())?;
     let (_, want) = documents(&exact, rows, budget, Some(&exact.prefix_cache(prompt)?))?;
     let cosines: Vec<f64> = want.iter().zip(&got).map(|(a, b)| cosine(a, b)).collect();
     let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
@@ -187,13 +222,19 @@ fn fidelity(
 
 fn main() -> Result<()> {
     let chunks = arg("--chunks", 32);
-    let budget = arg("--batch-tokens", DeviceSpec::Cpu.default_batch_tokens());
+    let device_spec: DeviceSpec = arg_text("--device", "cpu").parse()?;
+    let at = Placement {
+        device: device_spec.open()?,
+        dtype: device_spec.default_dtype(),
+    };
+    let budget = arg("--batch-tokens", device_spec.default_batch_tokens());
+    let peak_tflops = arg("--peak-tflops", 989) as f64;
     let query_runs = arg("--query-runs", 30);
     let precision: Precision = arg_text("--precision", "f32").parse()?;
     let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
     let weights = RandomWeights::new(0.05, 1);
     let load_started = Instant::now();
-    let model = model(&cfg, weights.clone(), precision)?;
+    let model = model(&cfg, weights.clone(), precision, &at)?;
     let load_seconds = load_started.elapsed().as_secs_f64();
 
     let rows: Vec<Vec<u32>> = chunk_lengths(chunks, 42)
@@ -259,7 +300,8 @@ fn main() -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let report = serde_json::json!({
         "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
-        "precision": precision.as_str(), "device": "cpu", "threads": threads, "chunks": chunks,
+        "precision": precision.as_str(), "device": arg_text("--device", "cpu"),
+        "dtype": format!("{:?}", at.dtype).to_lowercase(), "threads": threads, "chunks": chunks,
         "tokens": tokens, "batch_tokens": budget, "load_seconds": load_seconds,
         "peak_rss_mb": peak_rss,
         "documents": {
@@ -267,6 +309,10 @@ fn main() -> Result<()> {
             "pooled_tokens_per_second": tokens as f64 / pooled_best,
             "speedup": full_best / pooled_best,
             "min_cosine_pooled_vs_full": min_cosine,
+            "linear_gflop_per_token": linear_flops_per_token(&cfg) / 1e9,
+            "mfu_full_vs_peak": tokens as f64 * linear_flops_per_token(&cfg)
+                / full_best / (peak_tflops * 1e12),
+            "peak_tflops": peak_tflops,
         },
         "query_32_tokens": {
             "full_p50_ms": full_p50 * 1e3,
@@ -279,6 +325,7 @@ fn main() -> Result<()> {
     });
     println!("{report}");
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    std::fs::create_dir_all(&target)?;
     let name = format!("{target}/bench-encoder-{}.json", precision.as_str());
     std::fs::write(name, report.to_string())?;
     Ok(())
