@@ -5,7 +5,6 @@ use super::output::print_hits;
 use super::Args;
 use anyhow::{bail, Result};
 use clap::Parser;
-use lancet::engine::ingest::is_stale;
 use lancet::engine::{ChunkTable, Filter, SearchHit, SearchMode, SearchRequest};
 use lancet::udf::{Encoder, EncoderOptions, Role, TaskRole};
 
@@ -85,9 +84,6 @@ async fn stale_flags(args: &Args, table: &ChunkTable, hits: &[SearchHit]) -> Res
     if hits.iter().all(|h| h.repo != repo) {
         return Ok(Vec::new());
     }
-    let known = table.file_hashes(&repo).await?;
-    Ok(hits
-        .iter()
-        .map(|h| h.repo == repo && is_stale(&root, &h.path, known.get(&h.path).map(String::as_str)))
-        .collect())
+    let flags = table.stale_flags(hits, &root, &repo).await?;
+    Ok(flags.into_iter().map(|f| f.unwrap_or(false)).collect())
 }

@@ -11,6 +11,7 @@ mod filter;
 pub(crate) mod hot;
 mod located;
 pub(crate) mod rerank;
+mod stale;
 mod text;
 pub(crate) mod vector;
 

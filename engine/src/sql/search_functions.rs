@@ -8,7 +8,7 @@
 use super::pushdown::to_lance_sql;
 use super::vectors;
 use crate::search::{Filter, SearchHit, SearchMode, SearchRequest};
-use crate::store::{is_stale, ChunkTable};
+use crate::store::ChunkTable;
 use arrow_array::{
     ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
@@ -21,7 +21,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use lancet_schemas::columns as col;
 use lancet_udf::{Encoder, Task, TaskRole};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -270,42 +270,6 @@ pub fn hit_schema() -> SchemaRef {
     ]))
 }
 
-/// Whether each hit's file changed on disk since it was indexed; `None` for hits of
-/// other repositories than the tree's, or when there is no tree.
-async fn stale_flags(
-    table: &ChunkTable,
-    tree: Option<&SourceTree>,
-    hits: &[SearchHit],
-) -> Result<Vec<Option<bool>>> {
-    let Some(tree) = tree else {
-        return Ok(vec![None; hits.len()]);
-    };
-    let paths: Vec<&str> = hits
-        .iter()
-        .filter(|h| h.repo == tree.repo)
-        .map(|h| h.path.as_str())
-        .collect();
-    let recorded = table
-        .file_hashes_of(&tree.repo, &paths)
-        .await
-        .map_err(engine_error)?;
-    let mut known: HashMap<&str, bool> = HashMap::new();
-    Ok(hits
-        .iter()
-        .map(|h| {
-            (h.repo == tree.repo).then(|| {
-                *known.entry(h.path.as_str()).or_insert_with(|| {
-                    is_stale(
-                        &tree.root,
-                        &h.path,
-                        recorded.get(&h.path).map(String::as_str),
-                    )
-                })
-            })
-        })
-        .collect())
-}
-
 fn hits_batch(
     schema: SchemaRef,
     hits: &[SearchHit],
@@ -416,7 +380,14 @@ impl TableProvider for SearchProvider {
                 )
             }
         };
-        let stale = stale_flags(&self.table, self.tree.as_deref(), &hits).await?;
+        let stale = match self.tree.as_deref() {
+            Some(tree) => self
+                .table
+                .stale_flags(&hits, &tree.root, &tree.repo)
+                .await
+                .map_err(engine_error)?,
+            None => vec![None; hits.len()],
+        };
         let batch = hits_batch(self.schema.clone(), &hits, distances, stale)?;
         let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
         table.scan(state, projection, &[], limit).await
