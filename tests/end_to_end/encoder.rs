@@ -89,6 +89,30 @@ fn identity_follows_the_weights_not_the_folder_name() {
 }
 
 #[test]
+fn numerics_tell_apart_what_changes_a_vector_besides_the_weights() {
+    let root = tempfile::tempdir().unwrap();
+    write_tiny_model(root.path(), 1);
+    let load = |options: EncoderOptions| {
+        QwenEncoder::load(root.path().to_str().unwrap(), options).unwrap()
+    };
+    let f32_512 = load(EncoderOptions::default()).numerics();
+    let q8_512 = load(EncoderOptions {
+        precision: Precision::Q8,
+        ..EncoderOptions::default()
+    })
+    .numerics();
+    let f32_128 = load(EncoderOptions {
+        max_document_tokens: 128,
+        ..EncoderOptions::default()
+    })
+    .numerics();
+    assert!(f32_512.starts_with("cpu-f32-"), "{f32_512}");
+    assert!(q8_512.starts_with("cpu-q8-"), "{q8_512}");
+    assert_ne!(f32_512, f32_128, "the length limit truncates, so it changes vectors");
+    assert_eq!(f32_512, load(EncoderOptions::default()).numerics());
+}
+
+#[test]
 fn broken_models_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_model(dir.path(), 3);
