@@ -44,6 +44,9 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
         stats.version,
         stats.schema_version
     )?;
+    if !stats.embedded_with.is_empty() {
+        outln!("embedded: {}", stats.embedded_with.join(", "))?;
+    }
     outln!(
         "disk:     {:.1} MB in {} fragments",
         stats.disk_bytes as f64 / 1e6,

@@ -736,6 +736,26 @@ fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap()
     };
+    // A file added with f32 joins the q8 rows; status names both numerics.
+    write(
+        &repo,
+        "src/parse.rs",
+        "/// split on commas\npub fn parse() {}\n",
+    );
+    let out = lancet(&["--model", m, "index", r], work.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lancet(&["status", "--json"], &repo);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let embedded_with: Vec<&str> = status["embedded_with"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(embedded_with.len(), 2, "{status}");
+    assert!(embedded_with[0].starts_with("cpu-f32-"), "{status}");
+    assert!(embedded_with[1].starts_with("cpu-q8-"), "{status}");
+
     let (exact, q8) = (embed("f32"), embed("q8"));
     let dot: f32 = exact.iter().zip(&q8).map(|(a, b)| a * b).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -108,7 +108,10 @@ fn numerics_tell_apart_what_changes_a_vector_besides_the_weights() {
     .numerics();
     assert!(f32_512.starts_with("cpu-f32-"), "{f32_512}");
     assert!(q8_512.starts_with("cpu-q8-"), "{q8_512}");
-    assert_ne!(f32_512, f32_128, "the length limit truncates, so it changes vectors");
+    assert_ne!(
+        f32_512, f32_128,
+        "the length limit truncates, so it changes vectors"
+    );
     assert_eq!(f32_512, load(EncoderOptions::default()).numerics());
 }
 

@@ -171,8 +171,16 @@ pub(super) async fn run_locked(
     };
 
     let write = async {
+        let mut numerics_recorded = false;
         while let Some(job) = write_rx.recv().await {
             let job = job?;
+            // Before the first vectors it made land: `status` says what embedded them.
+            if job.stats.embedded > 0 && !numerics_recorded {
+                numerics_recorded = true;
+                if let Err(e) = table.record_numerics(&encoder.numerics()).await {
+                    tracing::warn!("could not record the encoder's numerics: {e}");
+                }
+            }
             commit(table, &options.repo, &known, job, &summary).await?;
             report();
         }

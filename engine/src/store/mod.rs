@@ -9,6 +9,7 @@
 
 pub(crate) mod columns;
 mod database;
+mod embedded_with;
 mod file_hash;
 mod lance_indexes;
 pub(crate) mod predicate;

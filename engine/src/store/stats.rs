@@ -53,6 +53,8 @@ pub struct TableStats {
     pub fragments: usize,
     /// Indexes.
     pub indexes: Vec<IndexState>,
+    /// Encoder numerics that embedded its vectors (device, precision, length limit).
+    pub embedded_with: Vec<String>,
 }
 
 impl ChunkTable {
@@ -109,6 +111,7 @@ impl ChunkTable {
             version: self.version().await?,
             disk_bytes: lance_stats.total_bytes,
             fragments: lance_stats.fragment_stats.num_fragments,
+            embedded_with: self.embedded_with().await?,
             indexes,
         })
     }
