@@ -49,7 +49,7 @@ impl DeviceSpec {
                             .into(),
                     ));
                 }
-                Device::new_cuda(n).map_err(|e| Error::Model(format!("cuda:{n}: {e}")))
+                Device::new_cuda(n).map_err(|e| cuda_error(n, &e.to_string()))
             }
         }
     }
@@ -76,6 +76,19 @@ impl DeviceSpec {
     }
 }
 
+/// A CUDA device that would not open, said in one line (candle's error carries a
+/// backtrace): no device at all gets its own advice.
+fn cuda_error(n: usize, error: &str) -> Error {
+    if error.contains("CUDA_ERROR_NO_DEVICE") {
+        return Error::Model(format!(
+            "cuda:{n}: no CUDA device answers on this machine (the driver says \
+             CUDA_ERROR_NO_DEVICE); use --device cpu"
+        ));
+    }
+    let first_line = error.lines().next().unwrap_or(error);
+    Error::Model(format!("cuda:{n}: {first_line}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +99,15 @@ mod tests {
         assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         assert_eq!("CUDA".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
         assert!("gpu".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn a_cuda_failure_is_one_line_and_no_device_gets_advice() {
+        let none = cuda_error(0, "DriverError(CUDA_ERROR_NO_DEVICE, \"x\")\n   0: backtrace");
+        assert!(none.to_string().contains("--device cpu"), "{none}");
+        let other = cuda_error(1, "DriverError(CUDA_ERROR_OUT_OF_MEMORY)\n   0: frame\n   1: frame");
+        assert_eq!(other.to_string().lines().count(), 1, "{other}");
+        assert!(other.to_string().contains("cuda:1: DriverError(CUDA_ERROR_OUT_OF_MEMORY)"));
     }
 
     #[cfg(not(feature = "cuda"))]
