@@ -103,11 +103,19 @@ mod tests {
 
     #[test]
     fn a_cuda_failure_is_one_line_and_no_device_gets_advice() {
-        let none = cuda_error(0, "DriverError(CUDA_ERROR_NO_DEVICE, \"x\")\n   0: backtrace");
+        let none = cuda_error(
+            0,
+            "DriverError(CUDA_ERROR_NO_DEVICE, \"x\")\n   0: backtrace",
+        );
         assert!(none.to_string().contains("--device cpu"), "{none}");
-        let other = cuda_error(1, "DriverError(CUDA_ERROR_OUT_OF_MEMORY)\n   0: frame\n   1: frame");
+        let other = cuda_error(
+            1,
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY)\n   0: frame\n   1: frame",
+        );
         assert_eq!(other.to_string().lines().count(), 1, "{other}");
-        assert!(other.to_string().contains("cuda:1: DriverError(CUDA_ERROR_OUT_OF_MEMORY)"));
+        assert!(other
+            .to_string()
+            .contains("cuda:1: DriverError(CUDA_ERROR_OUT_OF_MEMORY)"));
     }
 
     #[cfg(not(feature = "cuda"))]
