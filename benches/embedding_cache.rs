@@ -12,16 +12,12 @@ use lancet::engine::cache::EmbeddingCache;
 use lancet::schemas::{ModelIdentity, Pooling};
 use std::time::Instant;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+#[path = "support/args.rs"]
+mod args;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Result<()> {
     let entries = arg("--entries", 10_000);

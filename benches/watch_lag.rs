@@ -25,16 +25,12 @@ use std::time::{Duration, Instant};
 #[path = "../tests/end_to_end/support/tiny_model.rs"]
 mod tiny_model;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+#[path = "support/args.rs"]
+mod args;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn source(i: usize, edit: usize) -> String {
     format!(
@@ -86,13 +82,13 @@ async fn new_table(db: &Path, encoder: &dyn Encoder) -> Result<ChunkTable> {
 }
 
 fn main() -> Result<()> {
-    let files = arg("--files", 200) as usize;
-    let lag_edits = arg("--lag-edits", 30) as usize;
-    let edits = arg("--edits", 1000) as usize;
-    let retention = Duration::from_secs(arg("--retention-secs", 30));
+    let files: usize = arg("--files", 200);
+    let lag_edits: usize = arg("--lag-edits", 30);
+    let edits: usize = arg("--edits", 1000);
+    let retention = Duration::from_secs(arg("--retention-secs", 30u64));
     let work = tempfile::tempdir()?;
     // `--keep 1`: the folders stay for inspection.
-    let keep = (arg("--keep", 0) == 1).then(|| work.path().to_path_buf());
+    let keep = (arg("--keep", 0u32) == 1).then(|| work.path().to_path_buf());
     let (model, repo) = (work.path().join("model"), work.path().join("repo"));
     tiny_model::write_tiny_model(&model, 7);
     std::fs::create_dir_all(repo.join("src"))?;

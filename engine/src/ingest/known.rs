@@ -1,5 +1,5 @@
-//! What the table already holds: file hashes (to skip unchanged files) and vectors by
-//! content hash (to never embed the same text twice).
+//! What the table already holds: vectors by content hash (to never embed the same text
+//! twice). File hashes, to skip unchanged files, are the store's (`file_hash.rs`).
 
 use crate::error::Result;
 use crate::store::columns::strings;
@@ -12,32 +12,6 @@ use lancet_schemas::{columns as col, fp16_vectors};
 use std::collections::{HashMap, HashSet};
 
 impl ChunkTable {
-    /// Path -> file hash of every file of `repo` in the table.
-    pub async fn file_hashes(&self, repo: &str) -> Result<HashMap<String, String>> {
-        let batches: Vec<RecordBatch> = self
-            .lance()
-            .query()
-            .only_if(format!(
-                "{} = {}",
-                col::REPO,
-                crate::store::predicate::sql_string(repo)
-            ))
-            .select(Select::columns(&[col::PATH, col::FILE_HASH]))
-            .execute()
-            .await?
-            .try_collect()
-            .await?;
-        let mut out = HashMap::new();
-        for batch in &batches {
-            let path = strings(batch, col::PATH)?;
-            let hash = strings(batch, col::FILE_HASH)?;
-            for i in 0..batch.num_rows() {
-                out.insert(path.value(i).to_string(), hash.value(i).to_string());
-            }
-        }
-        Ok(out)
-    }
-
     /// Those of `hashes` that some row of the table has as its content hash.
     pub async fn stored_contents(&self, hashes: &[&str]) -> Result<HashSet<String>> {
         let mut out = HashSet::new();

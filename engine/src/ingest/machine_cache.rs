@@ -3,13 +3,16 @@
 //! full disk) is warned about once and left alone; the job goes on.
 
 use crate::cache::{CacheNamespace, EmbeddingCache};
-use lancet_udf::Encoder;
+use lancet_udf::{Encoder, ModelIdentity};
 use std::sync::Arc;
 
 /// One job's view of the cache: its folder and the namespace of the job's encoder.
 pub(super) struct MachineCache {
     cache: Arc<EmbeddingCache>,
     namespace: CacheNamespace,
+    /// The model and numerics of the namespace, for its description.
+    model: ModelIdentity,
+    numerics: String,
     writable: bool,
     /// Whether the namespace's model description has been written.
     described: bool,
@@ -23,6 +26,8 @@ impl MachineCache {
         MachineCache {
             cache,
             namespace,
+            model: encoder.identity().clone(),
+            numerics,
             writable: true,
             described: false,
         }
@@ -39,7 +44,7 @@ impl MachineCache {
     }
 
     /// Stores the vector of `text`, unless an earlier write failed.
-    pub(super) fn put(&mut self, text: &str, vector: &[f32], encoder: &dyn Encoder) {
+    pub(super) fn put(&mut self, text: &str, vector: &[f32]) {
         if !self.writable {
             return;
         }
@@ -54,7 +59,7 @@ impl MachineCache {
         if !self.described {
             self.described = true;
             self.cache
-                .describe(&self.namespace, encoder.identity(), &encoder.numerics());
+                .describe(&self.namespace, &self.model, &self.numerics);
         }
     }
 

@@ -482,7 +482,7 @@ impl EncodeStage {
             stats.truncated += embeddings.truncated;
             for (pending, vector) in part.iter().zip(embeddings.rows()) {
                 if let Some(cache) = &mut self.machine_cache {
-                    cache.put(&pending.embedded, vector, self.encoder.as_ref());
+                    cache.put(&pending.embedded, vector);
                 }
                 self.recent.insert(
                     pending.chunk.content_hash.clone(),

@@ -4,6 +4,7 @@
 use super::vector::SearchHit;
 use crate::error::Result;
 use crate::store::{is_stale, ChunkTable};
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -12,12 +13,13 @@ impl ChunkTable {
     /// was indexed (an unreadable or deleted file counts as changed); `None` for hits of
     /// other repositories than `repo`, whose tree is not `root`. Each file is read once,
     /// and the recorded hashes are looked up for the hits' files only.
-    pub async fn stale_flags(
+    pub async fn stale_flags<H: Borrow<SearchHit>>(
         &self,
-        hits: &[SearchHit],
+        hits: &[H],
         root: &Path,
         repo: &str,
     ) -> Result<Vec<Option<bool>>> {
+        let hits: Vec<&SearchHit> = hits.iter().map(Borrow::borrow).collect();
         let paths: Vec<&str> = hits
             .iter()
             .filter(|h| h.repo == repo)

@@ -3,7 +3,6 @@
 use super::budget::{self, first_lines, json_tokens, SNIPPET_LINES};
 use super::schema::{Detail, Hit, Mode, SearchAnswer, SearchArgs, SimilarArgs};
 use super::state::Shared;
-use lancet::engine::ingest::is_stale;
 use lancet::engine::{ChunkTable, Filter, SearchHit, SearchRequest};
 use lancet::udf::{Task, TaskRole};
 use std::collections::HashMap;
@@ -213,21 +212,17 @@ async fn answer(
     max_tokens: u32,
 ) -> Result<SearchAnswer, String> {
     let more = ranked.len() > page.offset + page.k;
-    let hashes = shared.file_hashes(table).await?;
-    let mut stale_files: HashMap<String, bool> = HashMap::new();
-    let mut hits: Vec<Hit> = ranked
+    let on_page: Vec<Ranked> = ranked.into_iter().skip(page.offset).take(page.k).collect();
+    let page_hits: Vec<&SearchHit> = on_page.iter().map(|r| &r.hit).collect();
+    let stale_flags = table
+        .stale_flags(&page_hits, &shared.root, &shared.repo)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut hits: Vec<Hit> = on_page
         .into_iter()
-        .skip(page.offset)
-        .take(page.k)
-        .map(|r| {
-            let stale = r.hit.repo == shared.repo
-                && *stale_files.entry(r.hit.path.clone()).or_insert_with(|| {
-                    is_stale(
-                        &shared.root,
-                        &r.hit.path,
-                        hashes.get(&r.hit.path).map(String::as_str),
-                    )
-                });
+        .zip(stale_flags)
+        .map(|(r, stale)| {
+            let stale = stale.unwrap_or(false);
             let text = match detail {
                 Detail::Location => String::new(),
                 Detail::Snippet => first_lines(&r.hit.text, SNIPPET_LINES).to_string(),
