@@ -35,6 +35,6 @@ pub use search::{
 };
 pub use store::{
     AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, EmbeddedChunk,
-    IndexOptions, IndexReport, IndexState, IndexUpdate, TableStats, WriteReport, WriterLock,
-    DEFAULT_DB_DIR, DEFAULT_TABLE,
+    IndexOptions, IndexReport, IndexState, IndexUpdate, PendingRow, TableStats, VectorCoverage,
+    WriteReport, WriterLock, DEFAULT_DB_DIR, DEFAULT_TABLE,
 };

@@ -19,4 +19,7 @@ pub use error::{Error, Result};
 pub use metadata::{TableDims, TableMetadata, SCHEMA_VERSION};
 pub use model_identity::{ModelIdentity, Pooling};
 pub use schema::chunk_schema;
-pub use vectors::{fp16_vector_array, fp16_vector_type, fp16_vectors, Fp16Vectors};
+pub use vectors::{
+    fp16_nullable_vector_array, fp16_optional_vectors, fp16_vector_array, fp16_vector_type,
+    fp16_vectors, Fp16Vectors, OptionalFp16Vectors,
+};

@@ -2,8 +2,10 @@ use crate::{Error, ModelIdentity, Pooling, Result};
 use arrow_schema::Schema;
 use std::collections::HashMap;
 
-/// Version of the chunk-table layout written by this build.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the chunk-table layout written by this build. Version 2 made the vector
+/// columns nullable (rows committed before their vectors); version 1 tables are still
+/// read and written, with every row's vectors committed beside its text.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const KEY_SCHEMA_VERSION: &str = "lancet.schema_version";
 const KEY_MODEL_ID: &str = "lancet.model.id";

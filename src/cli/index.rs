@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use lancet::engine::ingest::{
     calibrate, index_directory, plan_directory, IngestOptions, IngestSummary, LanguageMap,
-    WalkOptions,
+    VectorTiming, WalkOptions,
 };
 use lancet::engine::{
     ChunkTable, Database, Error as EngineError, HotIndexOptions, IndexOptions, TableDims,
@@ -76,6 +76,11 @@ pub struct IndexArgs {
     /// Files per commit: a killed job loses at most the groups not yet committed.
     #[arg(long, default_value_t = 1000, value_parser = count(1, MAX_COMMIT_FILES))]
     pub commit_files: usize,
+    /// Chunks per commit (a group of files is committed at this many chunks or at
+    /// `--commit-files`; rows given their vectors after their text at this many, or
+    /// every 10 s).
+    #[arg(long, default_value_t = 8192, value_parser = count(1, MAX_COMMIT_FILES))]
+    pub commit_chunks: usize,
     /// Width of the stored full vector (new tables; at most the model's width).
     #[arg(long, default_value_t = 768, value_parser = count(1, MAX_DIMS))]
     pub full_dims: usize,
@@ -86,6 +91,13 @@ pub struct IndexArgs {
     /// skipped by this run's options (without it, such a run stops before removing any).
     #[arg(long)]
     pub allow_remove_all: bool,
+    /// When rows get their vectors: `after-text` commits every changed file with its
+    /// text first (searchable by text at once), then embeds, most recently changed files
+    /// first; `with-text` commits each group with its vectors; `later` commits text only
+    /// (the next run embeds it). Every run but `later` first embeds rows a stopped run
+    /// left without vectors.
+    #[arg(long, value_enum, default_value_t = Vectors::AfterText)]
+    pub vectors: Vectors,
     /// Walk and chunk without embedding or writing: report what a run would embed,
     /// the estimated time (from a short calibration here) and the disk size.
     #[arg(long)]
@@ -93,6 +105,27 @@ pub struct IndexArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--vectors`: when rows get their vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Vectors {
+    /// With their text, one commit per group.
+    WithText,
+    /// After every changed file's text is committed.
+    AfterText,
+    /// Not in this run.
+    Later,
+}
+
+impl From<Vectors> for VectorTiming {
+    fn from(v: Vectors) -> Self {
+        match v {
+            Vectors::WithText => VectorTiming::WithText,
+            Vectors::AfterText => VectorTiming::AfterText,
+            Vectors::Later => VectorTiming::Later,
+        }
+    }
 }
 
 /// What an indexing job needs, from the command line.
@@ -182,9 +215,11 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
         syntax: !a.no_syntax,
         threads: a.threads,
         commit_files: a.commit_files,
+        commit_chunks: a.commit_chunks,
         exclude: db_path.canonicalize().ok(),
         allow_remove_all: a.allow_remove_all,
         cache: embedding_cache(args),
+        vectors: a.vectors.into(),
         ..IngestOptions::default()
     };
     Ok(Setup {
@@ -232,8 +267,8 @@ async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
     outln!(
         "dry run of {} (nothing embedded or written)\n\
          files: {} found, {} new or changed, {} unchanged, {} deleted, {} skipped\n\
-         chunks: {} in changed files, {} reused by content, {} texts from the machine cache, \
-         {} texts to embed\n\
+         chunks: {} in changed files, {} left without vectors by an earlier run, \
+         {} reused by content, {} texts from the machine cache, {} texts to embed\n\
          tokens to embed: {}{}\n\
          new rows: about {:.1} MB before compression",
         root.display(),
@@ -243,6 +278,7 @@ async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
         plan.files_deleted,
         plan.files_skipped,
         plan.chunks,
+        plan.chunks_pending,
         plan.chunks_reused,
         plan.texts_cached,
         plan.texts_to_embed,

@@ -38,12 +38,18 @@ impl ProgressReport {
 
     pub fn update(&mut self, s: &IngestSummary) {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let message = format!(
+        let mut message = format!(
             "{} chunks, {} tokens, {:.1} MB/s",
             s.chunks_added + s.chunks_updated,
             s.tokens_embedded,
             s.bytes_indexed as f64 / 1e6 / secs
         );
+        if s.chunks_vectors_added > 0 {
+            message.push_str(&format!(
+                ", vectors added to {} chunks",
+                s.chunks_vectors_added
+            ));
+        }
         if let Some(bar) = &self.bar {
             bar.set_length(s.files_found as u64);
             bar.set_position(s.files_scanned as u64);

@@ -70,7 +70,18 @@ pub async fn run(args: &Args, a: &SearchArgs) -> Result<()> {
     let request = SearchRequest::new(embeddings.row(0).to_vec(), a.k)
         .filter(filter)
         .mode(mode);
-    let hits = table.search(&request).await?;
+    // While the index is still being embedded, rows without vectors are found by text:
+    // the ranking fuses the vector and the text rankings rather than miss them.
+    let coverage = table.current_vector_coverage().await?;
+    let hits = if coverage.is_complete() || a.exact {
+        table.search(&request).await?
+    } else {
+        errln!(
+            "note: vectors cover {coverage} so far; ranking by vector and text together \
+             (`lancet index` embeds the rest)"
+        );
+        table.hybrid_search(&a.query, &request).await?
+    };
     let stale = stale_flags(args, &table, &hits).await?;
     print_hits(&hits, &stale, a.json)
 }

@@ -44,6 +44,16 @@ pub async fn run(args: &Args, a: &StatusArgs) -> Result<()> {
         stats.version,
         stats.schema_version
     )?;
+    if stats.vectors.is_complete() {
+        outln!("coverage: every chunk has its vectors")?;
+    } else {
+        outln!(
+            "coverage: {} have vectors; the other {} are found by text search only \
+             until `lancet index` embeds them",
+            stats.vectors,
+            stats.vectors.pending()
+        )?;
+    }
     if !stats.embedded_with.is_empty() {
         outln!("embedded: {}", stats.embedded_with.join(", "))?;
     }

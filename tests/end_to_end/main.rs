@@ -14,4 +14,5 @@ mod permissions;
 mod search;
 mod sql;
 mod store;
+mod text_first;
 mod watch;

@@ -4,25 +4,32 @@
 use crate::error::Result;
 use crate::store::columns::strings;
 use crate::store::ChunkTable;
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use half::f16;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancet_schemas::{columns as col, fp16_vectors};
+use lancet_schemas::{columns as col, fp16_optional_vectors};
 use std::collections::{HashMap, HashSet};
 
 impl ChunkTable {
-    /// Those of `hashes` that some row of the table has as its content hash.
+    /// Those of `hashes` that some row of the table with vectors has as its content hash.
     pub async fn stored_contents(&self, hashes: &[&str]) -> Result<HashSet<String>> {
         let mut out = HashSet::new();
-        for batch in &self.rows_by_content(hashes, &[col::CONTENT_HASH]).await? {
+        let columns = [col::CONTENT_HASH, self.prefix_column()];
+        for batch in &self.rows_by_content(hashes, &columns).await? {
             let hash = strings(batch, col::CONTENT_HASH)?;
-            out.extend((0..batch.num_rows()).map(|i| hash.value(i).to_string()));
+            let vectors = batch.column(1);
+            out.extend(
+                (0..batch.num_rows())
+                    .filter(|&i| vectors.is_valid(i))
+                    .map(|i| hash.value(i).to_string()),
+            );
         }
         Ok(out)
     }
 
-    /// Stored vectors of rows whose content hash is among `hashes`.
+    /// Stored vectors of rows whose content hash is among `hashes` (rows without vectors
+    /// yet are left out).
     pub async fn vectors_by_content(
         &self,
         hashes: &[&str],
@@ -31,11 +38,14 @@ impl ChunkTable {
         let columns = [col::CONTENT_HASH, col::EMBEDDING, self.prefix_column()];
         for batch in &self.rows_by_content(hashes, &columns).await? {
             let hash = strings(batch, col::CONTENT_HASH)?;
-            let full = fp16_vectors(batch.column(1).as_ref())?;
-            let prefix = fp16_vectors(batch.column(2).as_ref())?;
+            let full = fp16_optional_vectors(batch.column(1).as_ref())?;
+            let prefix = fp16_optional_vectors(batch.column(2).as_ref())?;
             for i in 0..batch.num_rows() {
-                out.entry(hash.value(i).to_string())
-                    .or_insert_with(|| (full.row(i).to_vec(), prefix.row(i).to_vec()));
+                // A row still waiting for its vectors has none to lend.
+                if let (Some(full), Some(prefix)) = (full.row(i), prefix.row(i)) {
+                    out.entry(hash.value(i).to_string())
+                        .or_insert_with(|| (full.to_vec(), prefix.to_vec()));
+                }
             }
         }
         Ok(out)

@@ -3,7 +3,8 @@
 //!
 //! Files are committed in groups, each group one atomic [`ChunkTable::replace_files`]:
 //! a job killed at any point leaves every file either at its old or its new state, and
-//! files already written are skipped by their hash when the job runs again.
+//! files already written are skipped by their hash when the job runs again. Rows may be
+//! committed before their vectors ([`VectorTiming`]); the next job embeds what is left.
 
 mod freshness;
 mod known;
@@ -12,6 +13,7 @@ mod machine_cache;
 mod pending;
 mod pipeline;
 mod plan;
+mod priority;
 mod scan;
 mod summary;
 mod walk;
@@ -66,6 +68,25 @@ pub struct IngestOptions {
     /// The machine-wide embedding cache: texts it holds are not embedded, and texts
     /// embedded go into it (`None`: neither).
     pub cache: Option<Arc<EmbeddingCache>>,
+    /// When rows get their vectors: with their text, or after it.
+    pub vectors: VectorTiming,
+}
+
+/// When an indexing job gives its rows their vectors. Whatever the timing, a job that
+/// embeds ends by embedding the rows an earlier job left without vectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VectorTiming {
+    /// Each group of files is committed with its vectors: a row is never without them,
+    /// and each group is one commit.
+    #[default]
+    WithText,
+    /// Every changed file is committed with its text first (found by text search at
+    /// once), then the rows are embedded, the most recently changed files first, with a
+    /// commit every few seconds; vector search covers more of the table as it goes.
+    AfterText,
+    /// Rows are committed with their text only; a later job embeds them.
+    Later,
 }
 
 impl IngestOptions {
@@ -94,6 +115,7 @@ impl Default for IngestOptions {
             exclude: None,
             allow_remove_all: false,
             cache: None,
+            vectors: VectorTiming::WithText,
         }
     }
 }

@@ -1,17 +1,23 @@
 //! The indexing job as a pipeline of stages joined by bounded queues:
 //! scan (readers) -> grouping and reuse lookup -> encoder thread -> writer.
+//!
+//! With [`VectorTiming::AfterText`] the job runs the pipeline twice: first every
+//! changed file is committed with its text (vectors only where the table or the machine
+//! cache has them), then the rows without vectors are read back in priority order
+//! ([`super::priority`]) and given their vectors, one commit per batch.
 
 use super::machine_cache::MachineCache;
-use super::pending::{EncoderTokens, PendingChunk};
+use super::pending::{embedded_text, EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
 use super::summary::{IngestSummary, SkipReason};
 use super::walk::is_at_or_under;
-use super::{IngestOptions, Progress, HEADER_TOKENS};
+use super::{IngestOptions, Progress, VectorTiming, HEADER_TOKENS};
 use crate::error::{Error, Result};
-use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk, WriterLock};
+use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk, IndexOptions, WriterLock};
 use lancet_chunk::{ChunkOptions, Chunker};
 use lancet_udf::{Encoder, Task};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +25,14 @@ use tokio::sync::mpsc as queue;
 
 /// How often progress is reported while files are read (commits always report).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How often rows given their vectors after their text are committed, at most: often
+/// enough that coverage rises while a long job runs and a killed job loses little, rarely
+/// enough that a fast encoder does not make a version per batch.
+const FILL_COMMIT_EVERY: Duration = Duration::from_secs(10);
+
+/// Rows without vectors read from the table at a time by the embedding phase.
+const FILL_READ_ROWS: usize = 2_048;
 
 /// Counts of one group, added to the summary when the group is committed.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +48,29 @@ struct GroupStats {
     truncated: usize,
 }
 
+impl GroupStats {
+    fn add(&mut self, other: &GroupStats) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.lossy += other.lossy;
+        self.syntax_errors += other.syntax_errors;
+        self.reused += other.reused;
+        self.cached += other.cached;
+        self.embedded += other.embedded;
+        self.tokens += other.tokens;
+        self.truncated += other.truncated;
+    }
+}
+
+/// How a group's rows are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitKind {
+    /// They become the complete rows of their files (inserted, replaced, removed).
+    Files,
+    /// They are rows committed earlier without vectors, now given theirs.
+    Vectors,
+}
+
 /// A group of files on its way to the encoder.
 struct EmbedJob {
     scope: Vec<String>,
@@ -42,6 +79,7 @@ struct EmbedJob {
     ready: Vec<EmbeddedChunk>,
     to_embed: Vec<PendingChunk>,
     stats: GroupStats,
+    kind: CommitKind,
 }
 
 /// A group of files ready to commit.
@@ -50,6 +88,7 @@ struct WriteJob {
     removed: Vec<String>,
     rows: Vec<EmbeddedChunk>,
     stats: GroupStats,
+    kind: CommitKind,
 }
 
 pub(super) async fn run(
@@ -82,10 +121,8 @@ pub(super) async fn run_locked(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
+    let timing = effective_timing(table, options.vectors)?;
     let started = Instant::now();
-    let known = Arc::new(table.file_hashes(&options.repo).await?);
-    let events = start_scan(root, options, encoder.clone(), known.clone());
-
     let summary = Mutex::new(IngestSummary::default());
     let progress = Mutex::new(progress);
     let report = || {
@@ -95,52 +132,107 @@ pub(super) async fn run_locked(
             (*progress)(&snapshot);
         }
     };
-
-    let (embed_tx, embed_rx) = queue::channel::<EmbedJob>(1);
-    let (write_tx, mut write_rx) = queue::channel::<Result<WriteJob>>(1);
-    let embed_batch = options.embed_batch.max(1);
-    let cache_size = options.commit_chunks.max(1024) * 2;
-    let machine_cache = options
-        .cache
-        .clone()
-        .map(|cache| MachineCache::new(cache, encoder.as_ref()));
-    let encoder_thread = {
-        let encoder = encoder.clone();
-        let stage = EncodeStage {
-            encoder,
-            batch: embed_batch,
-            recent: RecentVectors::new(cache_size),
-            machine_cache,
-        };
-        std::thread::Builder::new()
-            .name("lancet-encode".into())
-            .spawn(move || stage.run(embed_rx, write_tx))
-            .map_err(|e| Error::Io {
-                path: "encoder thread".into(),
-                source: e,
-            })?
+    let writer = Writer {
+        table,
+        repo: &options.repo,
+        encoder: encoder.as_ref(),
+        known: Arc::new(table.file_hashes(&options.repo).await?),
+        summary: &summary,
+        report: &report,
+        commit_chunks: options.commit_chunks.max(1),
+        numerics_recorded: false,
+        committed: false,
     };
+    let stage = EncodeStage {
+        encoder: encoder.clone(),
+        batch: options.embed_batch.max(1),
+        recent: RecentVectors::new(options.commit_chunks.max(1024) * 2),
+        machine_cache: options
+            .cache
+            .clone()
+            .map(|cache| MachineCache::new(cache, encoder.as_ref())),
+        defer: timing != VectorTiming::WithText,
+    };
+    let (mut stage, mut writer) = scan_phase(root, options, stage, writer).await?;
+    if timing != VectorTiming::WithText && writer.committed {
+        // Rows without vectors are found by text: the full-text index (and the chunk id
+        // index the embedding phase's updates join on) must exist before the long phase.
+        if let Err(e) = table.ensure_indexes(&IndexOptions::default()).await {
+            tracing::warn!("could not create the table's indexes before embedding: {e}");
+        }
+    }
+    // Rows left without vectors, by this job or by an earlier one that was stopped, are
+    // embedded now, unless the job leaves them for later. A run limited to some paths
+    // (a watcher's burst) that embeds inline leaves the rest of the table alone.
+    let whole_tree = options.walk.only.is_empty();
+    if timing == VectorTiming::AfterText
+        || (timing == VectorTiming::WithText && whole_tree && table.accepts_pending_rows())
+    {
+        stage.defer = false;
+        (stage, writer) = fill_phase(root, options, stage, writer).await?;
+    }
+    if let Some(cache) = &stage.machine_cache {
+        cache.finish();
+    }
+    drop(writer);
+    let pending = table.vector_coverage(Some(&options.repo)).await?.pending();
+    lock(&summary).chunks_pending = pending as usize;
+    report();
+    let mut summary = lock(&summary).clone();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
 
-    let assemble = async {
+/// The timing a job on `table` can use: a table made before rows could wait for their
+/// vectors embeds inline, and cannot leave its rows for later.
+fn effective_timing(table: &ChunkTable, asked: VectorTiming) -> Result<VectorTiming> {
+    if table.accepts_pending_rows() {
+        return Ok(asked);
+    }
+    match asked {
+        VectorTiming::Later => Err(Error::InvalidArgument(format!(
+            "table `{}` was created before rows could wait for their vectors (layout \
+             version {}); index it with its vectors, or re-create it to commit text first",
+            table.name(),
+            table.metadata().schema_version
+        ))),
+        _ => Ok(VectorTiming::WithText),
+    }
+}
+
+/// Phase one: scans the tree and commits every new or changed file, group by group
+/// (with its vectors, or with its text first when the stage defers the encoder).
+async fn scan_phase<'a>(
+    root: &Path,
+    options: &IngestOptions,
+    stage: EncodeStage,
+    writer: Writer<'a>,
+) -> Result<(EncodeStage, Writer<'a>)> {
+    let table = writer.table;
+    let summary = writer.summary;
+    let report = writer.report;
+    let known = writer.known.clone();
+    let events = start_scan(root, options, stage.encoder.clone(), known.clone());
+    through_encoder(stage, writer, |embed_tx| async move {
         let mut seen = Seen::default();
         let mut group = Vec::new();
         let mut group_chunks = 0;
         let mut events = events;
         let mut last_report = Instant::now();
         while let Some(event) = events.recv().await {
-            if matches!(event, ScanEvent::File(_)) && lock(&summary).files_found > 0 {
-                lock(&summary).files_scanned += 1;
+            if matches!(event, ScanEvent::File(_)) && lock(summary).files_found > 0 {
+                lock(summary).files_scanned += 1;
             }
             if let ScanEvent::File(outcome) = &event {
                 seen.note(outcome);
             }
             match event {
-                ScanEvent::Found(n) => lock(&summary).files_found = n,
-                ScanEvent::File(FileOutcome::Skipped(reason, _)) => lock(&summary).skip(reason),
+                ScanEvent::Found(n) => lock(summary).files_found = n,
+                ScanEvent::File(FileOutcome::Skipped(reason, _)) => lock(summary).skip(reason),
                 ScanEvent::File(FileOutcome::Unreadable(_)) => {
-                    lock(&summary).skip(SkipReason::Unreadable)
+                    lock(summary).skip(SkipReason::Unreadable)
                 }
-                ScanEvent::File(FileOutcome::Unchanged(_)) => lock(&summary).files_unchanged += 1,
+                ScanEvent::File(FileOutcome::Unchanged(_)) => lock(summary).files_unchanged += 1,
                 ScanEvent::File(FileOutcome::Chunked(file)) => {
                     group_chunks += file.chunks.len();
                     group.push(file);
@@ -166,42 +258,157 @@ pub(super) async fn run_locked(
             job.removed = removed;
             let _ = embed_tx.send(job).await;
         }
-        drop(embed_tx);
-        Ok::<_, Error>(())
-    };
+        Ok(())
+    })
+    .await
+}
 
-    let write = async {
-        let mut numerics_recorded = false;
-        while let Some(job) = write_rx.recv().await {
-            let job = job?;
-            // Before the first vectors it made land: `status` says what embedded them.
-            if job.stats.embedded > 0 && !numerics_recorded {
-                numerics_recorded = true;
-                if let Err(e) = table.record_numerics(&encoder.numerics()).await {
-                    tracing::warn!("could not record the encoder's numerics: {e}");
+/// Phase two: reads the rows of the repository that have no vectors yet, most recently
+/// changed files first, and gives them their vectors, a commit at most every
+/// [`FILL_COMMIT_EVERY`] (and every `commit_chunks` rows).
+async fn fill_phase<'a>(
+    root: &Path,
+    options: &IngestOptions,
+    stage: EncodeStage,
+    writer: Writer<'a>,
+) -> Result<(EncodeStage, Writer<'a>)> {
+    let table = writer.table;
+    let waiting = table.pending_rows(&options.repo).await?;
+    if waiting.is_empty() {
+        return Ok((stage, writer));
+    }
+    let ordered = super::priority::most_recent_first(root, waiting);
+    let batch = stage.batch;
+    through_encoder(stage, writer, |embed_tx| async move {
+        for part in ordered.chunks(FILL_READ_ROWS) {
+            let ids: Vec<&str> = part.iter().map(|row| row.chunk_id.as_str()).collect();
+            let position: HashMap<&str, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            let mut chunks = table.chunks_by_id(&ids).await?;
+            chunks.sort_by_key(|chunk| position.get(chunk.chunk_id.as_str()).copied());
+            let mut to_embed: Vec<PendingChunk> = chunks
+                .into_iter()
+                .map(|chunk| PendingChunk {
+                    embedded: embedded_text(&chunk.path, chunk.symbol.as_deref(), &chunk.text),
+                    chunk,
+                })
+                .collect();
+            // One encoder batch per job: the writer gathers them into commits by time.
+            while !to_embed.is_empty() {
+                let rest = to_embed.split_off(batch.min(to_embed.len()));
+                let job = EmbedJob {
+                    scope: Vec::new(),
+                    removed: Vec::new(),
+                    ready: Vec::new(),
+                    to_embed: std::mem::replace(&mut to_embed, rest),
+                    stats: GroupStats::default(),
+                    kind: CommitKind::Vectors,
+                };
+                if embed_tx.send(job).await.is_err() {
+                    return Ok(()); // the encoder or writer failed; its error is returned
                 }
             }
-            commit(table, &options.repo, &known, job, &summary).await?;
-            report();
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `produce` (which sends groups to the encoder) beside the encoder thread and the
+/// writer, until all three are done; returns the stage and the writer for the next phase.
+async fn through_encoder<'a, P, F>(
+    stage: EncodeStage,
+    mut writer: Writer<'a>,
+    produce: P,
+) -> Result<(EncodeStage, Writer<'a>)>
+where
+    P: FnOnce(queue::Sender<EmbedJob>) -> F,
+    F: Future<Output = Result<()>>,
+{
+    let (embed_tx, embed_rx) = queue::channel::<EmbedJob>(1);
+    let (write_tx, mut write_rx) = queue::channel::<Result<WriteJob>>(1);
+    let encoder_thread = std::thread::Builder::new()
+        .name("lancet-encode".into())
+        .spawn(move || stage.run(embed_rx, write_tx))
+        .map_err(|e| Error::Io {
+            path: "encoder thread".into(),
+            source: e,
+        })?;
+    let write = async {
+        let mut vectors = FillBuffer::default();
+        while let Some(job) = write_rx.recv().await {
+            let job = job?;
+            match job.kind {
+                CommitKind::Files => writer.commit(job).await?,
+                CommitKind::Vectors => {
+                    vectors.add(job);
+                    if vectors.due(writer.commit_chunks) {
+                        writer.commit(vectors.take()).await?;
+                    }
+                }
+            }
+        }
+        if !vectors.is_empty() {
+            writer.commit(vectors.take()).await?;
         }
         Ok::<_, Error>(())
     };
-
-    let joined = tokio::try_join!(assemble, write);
+    let joined = tokio::try_join!(produce(embed_tx), write);
     // The encoder thread ends once its queues close. The job queue closed with the
-    // assembling stage; the result queue is closed here, for when the join ended early
+    // producing stage; the result queue is closed here, for when the join ended early
     // on an error: an encoder blocked handing a group to a writer that is gone would
     // otherwise wait forever.
     drop(write_rx);
-    let encoder_result = encoder_thread.join();
+    let stage = encoder_thread.join();
     joined?;
-    if encoder_result.is_err() {
-        return Err(Error::Ingest("the encoder thread panicked".into()));
+    let stage = stage.map_err(|_| Error::Ingest("the encoder thread panicked".into()))?;
+    Ok((stage, writer))
+}
+
+/// Rows given their vectors, gathered into one commit.
+struct FillBuffer {
+    rows: Vec<EmbeddedChunk>,
+    stats: GroupStats,
+    since: Instant,
+}
+
+impl Default for FillBuffer {
+    fn default() -> Self {
+        FillBuffer {
+            rows: Vec::new(),
+            stats: GroupStats::default(),
+            since: Instant::now(),
+        }
     }
-    report();
-    let mut summary = lock(&summary).clone();
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+}
+
+impl FillBuffer {
+    fn add(&mut self, job: WriteJob) {
+        if self.rows.is_empty() {
+            self.since = Instant::now();
+        }
+        self.rows.extend(job.rows);
+        self.stats.add(&job.stats);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn due(&self, max_rows: usize) -> bool {
+        self.rows.len() >= max_rows || self.since.elapsed() >= FILL_COMMIT_EVERY
+    }
+
+    fn take(&mut self) -> WriteJob {
+        let taken = std::mem::take(self);
+        WriteJob {
+            scope: Vec::new(),
+            removed: Vec::new(),
+            rows: taken.rows,
+            stats: taken.stats,
+            kind: CommitKind::Vectors,
+        }
+    }
 }
 
 /// Starts the scan of `root` as `options` say, chunks sized with `encoder`'s tokenizer.
@@ -378,6 +585,7 @@ async fn prepare(table: &ChunkTable, files: Vec<ChunkedFile>) -> Result<EmbedJob
         ready,
         to_embed,
         stats,
+        kind: CommitKind::Files,
     })
 }
 
@@ -420,14 +628,19 @@ struct EncodeStage {
     batch: usize,
     recent: RecentVectors,
     machine_cache: Option<MachineCache>,
+    /// Leave texts that neither the job nor the machine cache has a vector for without
+    /// vectors, rather than embed them (the text-first phase).
+    defer: bool,
 }
 
 impl EncodeStage {
+    /// Embeds groups until the job queue closes or a group fails; returns itself for the
+    /// next phase.
     fn run(
         mut self,
         mut jobs: queue::Receiver<EmbedJob>,
         written: queue::Sender<Result<WriteJob>>,
-    ) {
+    ) -> Self {
         while let Some(job) = jobs.blocking_recv() {
             let result = self.embed_group(job);
             let failed = result.is_err();
@@ -435,13 +648,11 @@ impl EncodeStage {
                 break;
             }
         }
-        if let Some(cache) = &self.machine_cache {
-            cache.finish();
-        }
+        self
     }
 
     /// Embeds the group's new texts, each distinct text once, those the machine cache
-    /// holds not at all.
+    /// holds not at all (and, deferring, none: their rows wait for their vectors).
     fn embed_group(&mut self, job: EmbedJob) -> Result<WriteJob> {
         let EmbedJob {
             scope,
@@ -449,6 +660,7 @@ impl EncodeStage {
             mut ready,
             to_embed,
             mut stats,
+            kind,
         } = job;
         let mut unique: Vec<&PendingChunk> = Vec::new();
         let mut queued = HashSet::new();
@@ -458,7 +670,9 @@ impl EncodeStage {
                 unique.push(pending);
             }
         }
-        stats.reused += to_embed.len() - unique.len();
+        // Texts this group finds a vector for itself (cache or encoder), counted once
+        // each; every other row with a vector reuses one.
+        let mut found: HashSet<&str> = HashSet::new();
         let mut misses: Vec<&PendingChunk> = Vec::with_capacity(unique.len());
         for pending in unique {
             match self
@@ -468,38 +682,52 @@ impl EncodeStage {
             {
                 Some(vector) => {
                     stats.cached += 1;
+                    found.insert(&pending.chunk.content_hash);
                     self.recent
                         .insert(pending.chunk.content_hash.clone(), Arc::new(vector));
                 }
                 None => misses.push(pending),
             }
         }
-        for part in misses.chunks(self.batch) {
-            let texts: Vec<&str> = part.iter().map(|p| p.embedded.as_str()).collect();
-            let embeddings = self.encoder.encode(&texts, Task::Nl2Code.document())?;
-            stats.embedded += texts.len();
-            stats.tokens += embeddings.tokens;
-            stats.truncated += embeddings.truncated;
-            for (pending, vector) in part.iter().zip(embeddings.rows()) {
-                if let Some(cache) = &mut self.machine_cache {
-                    cache.put(&pending.embedded, vector);
+        if !self.defer {
+            for part in misses.chunks(self.batch) {
+                let texts: Vec<&str> = part.iter().map(|p| p.embedded.as_str()).collect();
+                let embeddings = self.encoder.encode(&texts, Task::Nl2Code.document())?;
+                stats.embedded += texts.len();
+                stats.tokens += embeddings.tokens;
+                stats.truncated += embeddings.truncated;
+                for (pending, vector) in part.iter().zip(embeddings.rows()) {
+                    if let Some(cache) = &mut self.machine_cache {
+                        cache.put(&pending.embedded, vector);
+                    }
+                    found.insert(&pending.chunk.content_hash);
+                    self.recent.insert(
+                        pending.chunk.content_hash.clone(),
+                        Arc::new(vector.to_vec()),
+                    );
                 }
-                self.recent.insert(
-                    pending.chunk.content_hash.clone(),
-                    Arc::new(vector.to_vec()),
-                );
             }
         }
-        for pending in to_embed {
-            let vector = self
-                .recent
-                .get(&pending.chunk.content_hash)
-                .ok_or_else(|| {
-                    Error::Ingest("the encoder returned fewer vectors than texts".into())
-                })?;
+        let mut counted: HashSet<String> = HashSet::new();
+        for pending in &to_embed {
+            let hash = pending.chunk.content_hash.as_str();
+            let embedding = match self.recent.get(hash) {
+                Some(vector) => {
+                    if !found.contains(hash) || !counted.insert(hash.to_string()) {
+                        stats.reused += 1;
+                    }
+                    ChunkEmbedding::Pooled(vector.as_ref().clone())
+                }
+                None if self.defer => ChunkEmbedding::Pending,
+                None => {
+                    return Err(Error::Ingest(
+                        "the encoder returned fewer vectors than texts".into(),
+                    ))
+                }
+            };
             ready.push(EmbeddedChunk {
-                chunk: pending.chunk,
-                embedding: ChunkEmbedding::Pooled(vector.as_ref().clone()),
+                chunk: pending.chunk.clone(),
+                embedding,
             });
         }
         Ok(WriteJob {
@@ -507,51 +735,87 @@ impl EncodeStage {
             removed,
             rows: ready,
             stats,
+            kind,
         })
     }
 }
 
-/// Commits one group (and the files removed with it). Files the table did not hold when
-/// the job started are appended: the writer lock guarantees no other job added them
-/// since, and an append skips the merge's scan of the table for rows to replace (the
-/// cost that grows with the table).
-async fn commit(
-    table: &ChunkTable,
-    repo: &str,
-    known: &HashMap<String, String>,
-    job: WriteJob,
-    summary: &Mutex<IngestSummary>,
-) -> Result<()> {
-    let all_new = job.removed.is_empty() && job.scope.iter().all(|path| !known.contains_key(path));
-    let removed = job.removed.len();
-    let report = if all_new {
-        table.append(&job.rows).await?
-    } else {
-        let scope: Vec<(String, String)> = job
-            .scope
-            .into_iter()
-            .chain(job.removed)
-            .map(|path| (repo.to_string(), path))
-            .collect();
-        table.replace_files(&scope, &job.rows).await?
-    };
-    let stats = job.stats;
-    let mut s = lock(summary);
-    s.files_deleted += removed;
-    s.files_indexed += stats.files;
-    s.bytes_indexed += stats.bytes;
-    s.lossy_utf8 += stats.lossy;
-    s.syntax_errors += stats.syntax_errors;
-    s.chunks_reused += stats.reused;
-    s.chunks_cached += stats.cached;
-    s.chunks_embedded += stats.embedded;
-    s.tokens_embedded += stats.tokens;
-    s.truncated += stats.truncated;
-    s.chunks_added += report.inserted;
-    s.chunks_updated += report.updated;
-    s.chunks_removed += report.deleted;
-    s.commits += 1;
-    Ok(())
+/// The committing stage: writes groups and keeps the job's summary.
+struct Writer<'a> {
+    table: &'a ChunkTable,
+    repo: &'a str,
+    encoder: &'a dyn Encoder,
+    /// File hashes the table held when the job started.
+    known: Arc<HashMap<String, String>>,
+    summary: &'a Mutex<IngestSummary>,
+    report: &'a (dyn Fn() + Sync),
+    /// Most rows given their vectors in one commit.
+    commit_chunks: usize,
+    numerics_recorded: bool,
+    /// Whether anything was committed.
+    committed: bool,
+}
+
+impl Writer<'_> {
+    /// Commits one group (and the files removed with it). Files the table did not hold
+    /// when the job started are appended: the writer lock guarantees no other job added
+    /// them since, and an append skips the merge's scan of the table for rows to replace
+    /// (the cost that grows with the table).
+    async fn commit(&mut self, job: WriteJob) -> Result<()> {
+        let table = self.table;
+        // Before the first vectors it made land: `status` says what embedded them.
+        if job.stats.embedded > 0 && !self.numerics_recorded {
+            self.numerics_recorded = true;
+            if let Err(e) = table.record_numerics(&self.encoder.numerics()).await {
+                tracing::warn!("could not record the encoder's numerics: {e}");
+            }
+        }
+        let removed = job.removed.len();
+        let report = match job.kind {
+            CommitKind::Vectors => table.fill_vectors(&job.rows).await?,
+            CommitKind::Files => {
+                let all_new = job.removed.is_empty()
+                    && job.scope.iter().all(|path| !self.known.contains_key(path));
+                if all_new {
+                    table.append(&job.rows).await?
+                } else {
+                    let scope: Vec<(String, String)> = job
+                        .scope
+                        .into_iter()
+                        .chain(job.removed)
+                        .map(|path| (self.repo.to_string(), path))
+                        .collect();
+                    table.replace_files(&scope, &job.rows).await?
+                }
+            }
+        };
+        let stats = job.stats;
+        {
+            let mut s = lock(self.summary);
+            s.files_deleted += removed;
+            s.files_indexed += stats.files;
+            s.bytes_indexed += stats.bytes;
+            s.lossy_utf8 += stats.lossy;
+            s.syntax_errors += stats.syntax_errors;
+            s.chunks_reused += stats.reused;
+            s.chunks_cached += stats.cached;
+            s.chunks_embedded += stats.embedded;
+            s.tokens_embedded += stats.tokens;
+            s.truncated += stats.truncated;
+            match job.kind {
+                CommitKind::Files => {
+                    s.chunks_added += report.inserted;
+                    s.chunks_updated += report.updated;
+                }
+                CommitKind::Vectors => s.chunks_vectors_added += report.updated,
+            }
+            s.chunks_removed += report.deleted;
+            s.commits += 1;
+        }
+        self.committed = true;
+        (self.report)();
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! without embedding or writing anything, and what it would cost.
 
 use super::machine_cache::MachineCache;
+use super::pending::embedded_text;
 use super::pipeline::{start_scan, vanished, Seen};
 use super::scan::{FileOutcome, ScanEvent};
-use super::IngestOptions;
+use super::{IngestOptions, VectorTiming};
 use crate::error::{Error, Result};
 use crate::store::ChunkTable;
 use lancet_udf::{Encoder, Task};
@@ -35,6 +36,9 @@ pub struct IngestPlan {
     pub files_skipped: usize,
     /// Chunks of the changed files.
     pub chunks: usize,
+    /// Rows the table holds without vectors (left by a stopped or text-only job) in
+    /// files this run does not replace: embedded by this run too.
+    pub chunks_pending: usize,
     /// Chunks whose text the table (or this run) embeds already.
     pub chunks_reused: usize,
     /// Distinct texts the machine-wide embedding cache holds (not embedded again).
@@ -81,6 +85,7 @@ pub async fn plan_directory(
     // Content hash -> embedded text, for each distinct text of the changed files.
     let mut texts: HashMap<String, String> = HashMap::new();
     let mut text_bytes = 0u64;
+    let mut changed: Vec<String> = Vec::new();
     while let Some(event) = events.recv().await {
         let outcome = match event {
             ScanEvent::Found(n) => {
@@ -95,6 +100,7 @@ pub async fn plan_directory(
             FileOutcome::Unchanged(_) => plan.files_unchanged += 1,
             FileOutcome::Chunked(file) => {
                 plan.files_changed += 1;
+                changed.push(file.rel_path.clone());
                 plan.chunks += file.chunks.len();
                 for pending in file.chunks {
                     text_bytes += pending.chunk.text.len() as u64;
@@ -105,7 +111,26 @@ pub async fn plan_directory(
             }
         }
     }
-    plan.files_deleted = vanished(&known, &seen, options)?.len();
+    let deleted = vanished(&known, &seen, options)?;
+    plan.files_deleted = deleted.len();
+    // Rows an earlier job left without vectors, in files this run leaves as they are:
+    // the run embeds them too.
+    if let Some(table) = table.filter(|_| options.vectors != VectorTiming::Later) {
+        let replaced: HashSet<&str> = changed.iter().chain(&deleted).map(String::as_str).collect();
+        let waiting: Vec<String> = table
+            .pending_rows(&options.repo)
+            .await?
+            .into_iter()
+            .filter(|row| !replaced.contains(row.path.as_str()))
+            .map(|row| row.chunk_id)
+            .collect();
+        let ids: Vec<&str> = waiting.iter().map(String::as_str).collect();
+        for chunk in table.chunks_by_id(&ids).await? {
+            plan.chunks_pending += 1;
+            let embedded = embedded_text(&chunk.path, chunk.symbol.as_deref(), &chunk.text);
+            texts.entry(chunk.content_hash).or_insert(embedded);
+        }
+    }
 
     let stored: HashSet<String> = match table {
         Some(table) => {
@@ -126,7 +151,8 @@ pub async fn plan_directory(
     to_embed.sort(); // a stable sample, whatever order the readers finished in
     plan.texts_to_embed = to_embed.len();
     plan.texts_cached = cached.len();
-    plan.chunks_reused = plan.chunks - plan.texts_to_embed - plan.texts_cached;
+    plan.chunks_reused =
+        (plan.chunks + plan.chunks_pending).saturating_sub(plan.texts_to_embed + plan.texts_cached);
     let refs: Vec<&str> = to_embed.iter().map(String::as_str).collect();
     let task = Task::Nl2Code.document();
     match encoder.input_tokens(&refs, task) {

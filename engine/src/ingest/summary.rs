@@ -98,6 +98,11 @@ pub struct IngestSummary {
     pub tokens_embedded: usize,
     /// Chunks cut at the encoder's maximum length.
     pub truncated: usize,
+    /// Rows committed earlier with their text only that got their vectors.
+    pub chunks_vectors_added: u64,
+    /// Rows of the repository still without vectors when the job ended: found by text
+    /// search only, embedded first by the next job.
+    pub chunks_pending: usize,
     /// Commits written.
     pub commits: usize,
     /// Wall time.
@@ -156,6 +161,20 @@ impl fmt::Display for IngestSummary {
             "embedded: {} chunks, {} tokens ({} truncated)",
             self.chunks_embedded, self.tokens_embedded, self.truncated
         )?;
+        if self.chunks_vectors_added > 0 {
+            writeln!(
+                f,
+                "vectors added to {} chunks committed with their text first",
+                self.chunks_vectors_added
+            )?;
+        }
+        if self.chunks_pending > 0 {
+            writeln!(
+                f,
+                "waiting for vectors: {} chunks (searchable by text; the next run embeds them)",
+                self.chunks_pending
+            )?;
+        }
         let secs = self.elapsed.as_secs_f64();
         write!(
             f,

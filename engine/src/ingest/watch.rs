@@ -3,7 +3,7 @@
 //! to the paths it touched, committed at once.
 
 use super::pipeline::run_locked;
-use super::{IngestOptions, IngestSummary};
+use super::{IngestOptions, IngestSummary, VectorTiming};
 use crate::error::{Error, Result};
 use crate::store::{ChunkTable, IndexOptions, IndexReport, IndexUpdate};
 use lancet_udf::Encoder;
@@ -165,6 +165,8 @@ pub async fn watch_directory(
         };
         let mut scoped = options.clone();
         scoped.walk.only = paths.clone();
+        // An edit is small: one commit with its vectors, rather than two.
+        scoped.vectors = VectorTiming::WithText;
         match run_locked(table, encoder.clone(), &root, &scoped, &mut |_| {}, &writer).await {
             Ok(summary) => {
                 commits_since_optimize += summary.commits;

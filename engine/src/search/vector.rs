@@ -10,7 +10,7 @@ use arrow_array::{Array, Float32Array, RecordBatch, StringArray, UInt32Array, UI
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select, VectorQuery};
 use lancedb::DistanceType;
-use lancet_schemas::{columns as col, fp16_vectors};
+use lancet_schemas::{columns as col, fp16_optional_vectors};
 use lancet_udf::matryoshka::truncate_normalize;
 
 /// A filter matching at most this many rows is searched flat over the prefix column:
@@ -193,7 +193,8 @@ impl ChunkTable {
                 let mut hits = Vec::new();
                 for batch in &batches {
                     let distances = column::<Float32Array>(batch, DISTANCE)?;
-                    for row in 0..batch.num_rows() {
+                    // A row without vectors yet has no distance.
+                    for row in (0..batch.num_rows()).filter(|&row| distances.is_valid(row)) {
                         hits.push(hit_from_row(batch, row, 1.0 - distances.value(row))?);
                     }
                 }
@@ -203,9 +204,11 @@ impl ChunkTable {
             SearchMode::TwoStage { .. } => {
                 let mut scored = Vec::new();
                 for (b, batch) in batches.iter().enumerate() {
-                    let vectors = fp16_vectors(column_ref(batch, col::EMBEDDING)?)?;
+                    let vectors = fp16_optional_vectors(column_ref(batch, col::EMBEDDING)?)?;
                     for row in 0..batch.num_rows() {
-                        scored.push((b, row, cosine(&full, vectors.row(row))));
+                        if let Some(vector) = vectors.row(row) {
+                            scored.push((b, row, cosine(&full, vector)));
+                        }
                     }
                 }
                 let scores: Vec<f32> = scored.iter().map(|s| s.2).collect();

@@ -157,9 +157,15 @@ impl ChunkTable {
             }
         }
         let has_ann = existing.iter().any(|c| c == &self.prefix_column);
-        if !has_ann && rows >= options.min_rows_for_ann {
+        // The ANN index is trained on, and partitioned for, the rows that have vectors.
+        let vectors = if has_ann {
+            0
+        } else {
+            self.vector_coverage(None).await?.with_vectors as usize
+        };
+        if !has_ann && vectors >= options.min_rows_for_ann {
             self.table
-                .create_index(&[self.prefix_column.as_str()], options.ann_index(rows))
+                .create_index(&[self.prefix_column.as_str()], options.ann_index(vectors))
                 .execute()
                 .await?;
             report.created.push(self.prefix_column.clone());

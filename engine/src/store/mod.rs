@@ -8,6 +8,7 @@
 //! other way round.
 
 pub(crate) mod columns;
+mod coverage;
 mod database;
 mod embedded_with;
 mod file_hash;
@@ -20,6 +21,7 @@ mod table;
 mod write;
 mod writer_lock;
 
+pub use coverage::{PendingRow, VectorCoverage};
 pub(crate) use database::remove_dir_if_present;
 pub use database::{Consistency, Database, DEFAULT_DB_DIR, DEFAULT_TABLE};
 pub use file_hash::{content_hash, is_stale};

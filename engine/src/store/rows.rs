@@ -1,11 +1,12 @@
 //! The rows a table holds: [`Chunk`] (text and location), [`EmbeddedChunk`] (with its
-//! vectors) and their Arrow record batches.
+//! vectors, or pending ones) and their Arrow record batches.
 
 use crate::error::{Error, Result};
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use crate::store::columns::{column, strings};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::SchemaRef;
 use half::f16;
-use lancet_schemas::{fp16_vector_array, TableDims};
+use lancet_schemas::{columns as col, fp16_nullable_vector_array, TableDims};
 use lancet_udf::matryoshka;
 use std::sync::Arc;
 
@@ -53,6 +54,9 @@ pub enum ChunkEmbedding {
         /// Prefix vector.
         prefix: Vec<f16>,
     },
+    /// No vectors yet: the row is committed with its text and gets its vectors later
+    /// ([`ChunkTable::fill_vectors`](crate::store::ChunkTable::fill_vectors)).
+    Pending,
 }
 
 /// A chunk with its vectors: one row of the table.
@@ -65,11 +69,13 @@ pub struct EmbeddedChunk {
 }
 
 impl ChunkEmbedding {
-    fn stored(&self, dims: TableDims) -> Result<(Vec<f16>, Vec<f16>)> {
-        match self {
+    /// The stored vectors, `None` for a pending row.
+    fn stored(&self, dims: TableDims) -> Result<Option<(Vec<f16>, Vec<f16>)>> {
+        Ok(Some(match self {
+            ChunkEmbedding::Pending => return Ok(None),
             ChunkEmbedding::Pooled(pooled) => {
                 let v = matryoshka::stored_vectors(pooled, dims.full, dims.prefix)?;
-                Ok((matryoshka::to_f16(&v.full), matryoshka::to_f16(&v.prefix)))
+                (matryoshka::to_f16(&v.full), matryoshka::to_f16(&v.prefix))
             }
             ChunkEmbedding::Stored { full, prefix } => {
                 if full.len() != dims.full || prefix.len() != dims.prefix {
@@ -81,10 +87,32 @@ impl ChunkEmbedding {
                         dims.prefix
                     )));
                 }
-                Ok((full.clone(), prefix.clone()))
+                (full.clone(), prefix.clone())
             }
-        }
+        }))
     }
+}
+
+/// The chunk in row `row` of `batch` (which holds at least the columns of
+/// [`lancet_schemas::columns::RESULT_COLUMNS`]).
+pub(crate) fn chunk_from_row(batch: &RecordBatch, row: usize) -> Result<Chunk> {
+    let text = |name: &str| -> Result<String> { Ok(strings(batch, name)?.value(row).to_string()) };
+    let symbol = strings(batch, col::SYMBOL)?;
+    Ok(Chunk {
+        chunk_id: text(col::CHUNK_ID)?,
+        repo: text(col::REPO)?,
+        path: text(col::PATH)?,
+        language: text(col::LANGUAGE)?,
+        start_line: column::<UInt32Array>(batch, col::START_LINE)?.value(row),
+        end_line: column::<UInt32Array>(batch, col::END_LINE)?.value(row),
+        start_byte: column::<UInt64Array>(batch, col::START_BYTE)?.value(row),
+        end_byte: column::<UInt64Array>(batch, col::END_BYTE)?.value(row),
+        symbol: (!symbol.is_null(row)).then(|| symbol.value(row).to_string()),
+        kind: text(col::KIND)?,
+        text: text(col::TEXT)?,
+        content_hash: text(col::CONTENT_HASH)?,
+        file_hash: text(col::FILE_HASH)?,
+    })
 }
 
 /// Builds a record batch of `rows` in the table's exact schema.
@@ -100,10 +128,20 @@ pub(crate) fn to_record_batch(
     };
     let mut full = Vec::with_capacity(rows.len() * dims.full);
     let mut prefix = Vec::with_capacity(rows.len() * dims.prefix);
+    let mut present = Vec::with_capacity(rows.len());
     for row in rows {
-        let (f, p) = row.embedding.stored(dims)?;
-        full.extend_from_slice(&f);
-        prefix.extend_from_slice(&p);
+        match row.embedding.stored(dims)? {
+            Some((f, p)) => {
+                full.extend_from_slice(&f);
+                prefix.extend_from_slice(&p);
+                present.push(true);
+            }
+            None => {
+                full.resize(full.len() + dims.full, f16::ZERO);
+                prefix.resize(prefix.len() + dims.prefix, f16::ZERO);
+                present.push(false);
+            }
+        }
     }
     let columns: Vec<ArrayRef> = vec![
         strings(|c| &c.chunk_id),
@@ -129,8 +167,8 @@ pub(crate) fn to_record_batch(
         strings(|c| &c.text),
         strings(|c| &c.content_hash),
         strings(|c| &c.file_hash),
-        Arc::new(fp16_vector_array(full, dims.full)?),
-        Arc::new(fp16_vector_array(prefix, dims.prefix)?),
+        Arc::new(fp16_nullable_vector_array(full, dims.full, &present)?),
+        Arc::new(fp16_nullable_vector_array(prefix, dims.prefix, &present)?),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }

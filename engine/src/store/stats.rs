@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::store::columns::strings;
-use crate::store::ChunkTable;
+use crate::store::{ChunkTable, VectorCoverage};
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
@@ -55,6 +55,8 @@ pub struct TableStats {
     pub indexes: Vec<IndexState>,
     /// Encoder numerics that embedded its vectors (device, precision, length limit).
     pub embedded_with: Vec<String>,
+    /// How many chunks have their vectors (the rest are found by text search only).
+    pub vectors: VectorCoverage,
 }
 
 impl ChunkTable {
@@ -112,6 +114,7 @@ impl ChunkTable {
             disk_bytes: lance_stats.total_bytes,
             fragments: lance_stats.fragment_stats.num_fragments,
             embedded_with: self.embedded_with().await?,
+            vectors: self.vector_coverage(None).await?,
             indexes,
         })
     }

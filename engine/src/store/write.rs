@@ -33,8 +33,22 @@ impl From<lancedb::table::MergeResult> for WriteReport {
 }
 
 impl ChunkTable {
-    fn batch(&self, rows: &[EmbeddedChunk]) -> Result<RecordBatch> {
+    pub(super) fn batch(&self, rows: &[EmbeddedChunk]) -> Result<RecordBatch> {
         rows.iter().try_for_each(|row| self.check_finite(row))?;
+        if !self.accepts_pending_rows() {
+            if let Some(row) = rows
+                .iter()
+                .find(|row| row.embedding == ChunkEmbedding::Pending)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "table `{}` was created before rows could wait for their vectors \
+                     (layout version {}); chunk {} has none",
+                    self.name(),
+                    self.metadata.schema_version,
+                    row.chunk.chunk_id
+                )));
+            }
+        }
         to_record_batch(self.schema.clone(), self.metadata.dims, rows)
     }
 
@@ -46,6 +60,7 @@ impl ChunkTable {
             ChunkEmbedding::Stored { full, prefix } => {
                 full.iter().chain(prefix).all(|x| x.is_finite())
             }
+            ChunkEmbedding::Pending => true,
         };
         if finite {
             return Ok(());
@@ -59,7 +74,7 @@ impl ChunkTable {
         )))
     }
 
-    fn reader(&self, batch: RecordBatch) -> Box<dyn RecordBatchReader + Send> {
+    pub(super) fn reader(&self, batch: RecordBatch) -> Box<dyn RecordBatchReader + Send> {
         Box::new(RecordBatchIterator::new(
             vec![Ok(batch)],
             self.schema.clone(),
@@ -137,7 +152,7 @@ impl ChunkTable {
         })
     }
 
-    async fn unchanged(&self) -> Result<WriteReport> {
+    pub(super) async fn unchanged(&self) -> Result<WriteReport> {
         Ok(WriteReport {
             version: self.version().await?,
             ..WriteReport::default()

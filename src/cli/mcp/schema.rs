@@ -201,6 +201,9 @@ pub struct SearchAnswer {
     pub next_cursor: String,
     /// Hits whose file changed since indexing (see `stale`).
     pub stale_hits: u32,
+    /// Share of the index's chunks that have vectors, 0 to 1. Below 1 the index is
+    /// still being embedded: the rest are found by text ranking only.
+    pub vector_coverage: f64,
 }
 
 /// Answer of `sql`.

@@ -247,10 +247,15 @@ async fn answer(
         })
         .collect();
     let shown = hits.len();
+    let coverage = table
+        .current_vector_coverage()
+        .await
+        .map_err(|e| e.to_string())?;
     let frame = SearchAnswer {
         hits: Vec::new(),
         next_cursor: format!("o{}", page.offset + page.k),
         stale_hits: 0,
+        vector_coverage: 1.0,
     };
     let kept = budget::fit(&mut hits, max_tokens.max(1) as usize, json_tokens(&frame));
     let next_cursor = if kept < shown || more {
@@ -262,6 +267,7 @@ async fn answer(
         stale_hits: hits.iter().filter(|h| h.stale).count() as u32,
         hits,
         next_cursor,
+        vector_coverage: (coverage.share() * 1e3).floor() / 1e3,
     })
 }
 

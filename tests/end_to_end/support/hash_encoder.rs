@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct HashEncoder {
     identity: ModelIdentity,
     encoded: AtomicUsize,
+    /// Fail any call that would take the texts encoded past this many (a job stopped
+    /// midway).
+    fail_after: Option<usize>,
 }
 
 impl HashEncoder {
@@ -23,7 +26,14 @@ impl HashEncoder {
                 dim,
             },
             encoded: AtomicUsize::new(0),
+            fail_after: None,
         }
+    }
+
+    /// An encoder that fails once it has encoded `texts` texts.
+    pub fn failing_after(mut self, texts: usize) -> Self {
+        self.fail_after = Some(texts);
+        self
     }
 
     /// Texts encoded so far.
@@ -69,6 +79,13 @@ impl Encoder for HashEncoder {
     }
 
     fn encode(&self, texts: &[&str], _task: TaskRole) -> lancet::udf::Result<Embeddings> {
+        if let Some(limit) = self.fail_after {
+            if self.texts_encoded() + texts.len() > limit {
+                return Err(lancet::udf::Error::Model(format!(
+                    "stopped after {limit} texts"
+                )));
+            }
+        }
         self.encoded.fetch_add(texts.len(), Ordering::SeqCst);
         let mut data = Vec::with_capacity(texts.len() * self.identity.dim);
         let mut tokens = 0;

@@ -10,7 +10,7 @@ use arrow_array::{RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lance_core::ROW_ID;
 use lancedb::query::{ExecutableQuery, QueryBase, Select};
-use lancet_schemas::{columns as col, fp16_vectors};
+use lancet_schemas::{columns as col, fp16_optional_vectors};
 use roaring::RoaringBitmap;
 use std::time::Instant;
 use tokio::sync::RwLock;
@@ -201,6 +201,7 @@ impl ChunkTable {
         let mut present = None;
         if !index.row_ids.is_empty() {
             let ids = self.row_ids(None).await?;
+            index.pending &= &ids;
             let mut removed = 0;
             for (node, &id) in index.row_ids.iter().enumerate() {
                 if !ids.contains(id) && index.deleted.insert(node as u32) {
@@ -245,10 +246,11 @@ impl ChunkTable {
             let missing: Vec<u64> = present
                 .iter()
                 .filter(|id| {
-                    index
-                        .node_of
-                        .get(id)
-                        .is_none_or(|&n| index.deleted.contains(n))
+                    !index.pending.contains(*id)
+                        && index
+                            .node_of
+                            .get(id)
+                            .is_none_or(|&n| index.deleted.contains(n))
                 })
                 .collect();
             for ids in missing.chunks(FETCH_ROWS) {
@@ -264,10 +266,12 @@ impl ChunkTable {
     }
 
     /// Adds the rows of `batch` to `index`; returns how many replaced a row it held.
+    /// Rows without vectors are noted as pending, not added.
     fn push_rows(&self, index: &mut HotIndex, batch: &RecordBatch) -> Result<u64> {
         let ids = column::<UInt64Array>(batch, ROW_ID)?;
-        let full = fp16_vectors(crate::store::columns::column_ref(batch, col::EMBEDDING)?)?;
-        let prefix = fp16_vectors(crate::store::columns::column_ref(
+        let full =
+            fp16_optional_vectors(crate::store::columns::column_ref(batch, col::EMBEDDING)?)?;
+        let prefix = fp16_optional_vectors(crate::store::columns::column_ref(
             batch,
             self.prefix_column(),
         )?)?;
@@ -282,10 +286,15 @@ impl ChunkTable {
             if let Some(&node) = index.node_of.get(&id) {
                 replaced += u64::from(index.deleted.insert(node));
             }
+            let (Some(prefix), Some(full)) = (prefix.row(row), full.row(row)) else {
+                index.pending.insert(id);
+                continue;
+            };
+            index.pending.remove(id);
             index.push(
                 id,
-                prefix.row(row),
-                full.row(row),
+                prefix,
+                full,
                 language.value(row),
                 repo.value(row),
                 path.value(row),

@@ -68,6 +68,10 @@ pub(crate) struct HotIndex {
     node_of: HashMap<u64, u32>,
     /// Nodes whose rows left the table.
     deleted: RoaringBitmap,
+    /// Rows of the table without vectors yet (committed before them), as of `version`:
+    /// not in the graph, and not read again until a write touches them. Kept in memory
+    /// only; after a load they are read once more.
+    pending: roaring::RoaringTreemap,
     prefix: Matrix,
     full: Matrix,
     graph: Hnsw,
@@ -81,6 +85,7 @@ impl HotIndex {
             row_ids: Vec::new(),
             node_of: HashMap::new(),
             deleted: RoaringBitmap::new(),
+            pending: roaring::RoaringTreemap::new(),
             prefix: Matrix::new(prefix_dim),
             full: Matrix::new(full_dim),
             graph: Hnsw::new(params),

@@ -221,6 +221,7 @@ pub(crate) fn load(root: &Path) -> Result<Option<(HotIndex, Manifest)>> {
         row_ids,
         node_of,
         deleted,
+        pending: Default::default(),
         prefix,
         full,
         graph,
