@@ -199,6 +199,10 @@ fn an_agent_lists_the_tools_and_each_answers_within_its_budget() {
         "{answer}"
     );
     assert_eq!(answer["next_cursor"], "", "six chunks fit one page of ten");
+    assert_eq!(
+        answer["vector_coverage"], 1.0,
+        "every chunk has its vectors"
+    );
 
     // A budget too small for one whole hit: the first is cut, the rest wait for the cursor.
     let answer =

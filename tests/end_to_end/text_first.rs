@@ -7,7 +7,7 @@ use crate::support::{runtime, write, HashEncoder};
 use lancet::engine::ingest::{
     index_directory, plan_directory, IngestOptions, IngestSummary, VectorTiming,
 };
-use lancet::engine::{ChunkTable, Filter, HotIndexOptions, SearchRequest};
+use lancet::engine::{ChunkTable, Filter, HotIndexOptions, SearchMode, SearchRequest};
 use lancet::udf::Encoder;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -145,6 +145,17 @@ fn a_table_is_searchable_by_text_before_any_vector_and_a_stopped_embedding_resum
         assert_eq!(coverage.to_string(), "33.3% (12 of 36 chunks)");
         let embedded_first: BTreeSet<String> = (0..4).map(|i| format!("src/m{i:02}.rs")).collect();
         assert_eq!(paths_with_vectors(&table).await, embedded_first);
+        // Lance's own search (a handle without the hot index), flat and exact, skips
+        // the rows without vectors.
+        let plain = table_for(&work.path().join("db"), &encoder).await;
+        for mode in [SearchMode::Exact, SearchMode::default()] {
+            let hits = plain
+                .search(&SearchRequest::new(vec![1.0; 32], 100).mode(mode))
+                .await
+                .unwrap();
+            let paths: BTreeSet<String> = hits.into_iter().map(|h| h.path).collect();
+            assert_eq!(paths, embedded_first, "{mode:?}");
+        }
         // The hot index catches up with the rows that got vectors.
         let hot = table
             .open_hot_index(&HotIndexOptions::default())

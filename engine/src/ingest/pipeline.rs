@@ -160,6 +160,8 @@ pub(super) async fn run_locked(
         if let Err(e) = table.ensure_indexes(&IndexOptions::default()).await {
             tracing::warn!("could not create the table's indexes before embedding: {e}");
         }
+        lock(&summary).text_pass_seconds = started.elapsed().as_secs_f64();
+        report();
     }
     // Rows left without vectors, by this job or by an earlier one that was stopped, are
     // embedded now, unless the job leaves them for later. A run limited to some paths

@@ -100,6 +100,9 @@ pub struct IngestSummary {
     pub truncated: usize,
     /// Rows committed earlier with their text only that got their vectors.
     pub chunks_vectors_added: u64,
+    /// Seconds from the start until every changed file was committed with its text and
+    /// the text index was ready, when the job committed text first (0 otherwise).
+    pub text_pass_seconds: f64,
     /// Rows of the repository still without vectors when the job ended: found by text
     /// search only, embedded first by the next job.
     pub chunks_pending: usize,
@@ -161,6 +164,13 @@ impl fmt::Display for IngestSummary {
             "embedded: {} chunks, {} tokens ({} truncated)",
             self.chunks_embedded, self.tokens_embedded, self.truncated
         )?;
+        if self.text_pass_seconds > 0.0 {
+            writeln!(
+                f,
+                "every changed file searchable by text after {:.1} s",
+                self.text_pass_seconds
+            )?;
+        }
         if self.chunks_vectors_added > 0 {
             writeln!(
                 f,
