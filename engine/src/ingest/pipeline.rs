@@ -167,9 +167,9 @@ pub(super) async fn run_locked(
     // embedded now, unless the job leaves them for later. A run limited to some paths
     // (a watcher's burst) that embeds inline leaves the rest of the table alone.
     let whole_tree = options.walk.only.is_empty();
-    if timing == VectorTiming::AfterText
-        || (timing == VectorTiming::WithText && whole_tree && table.accepts_pending_rows())
-    {
+    let fills = timing == VectorTiming::AfterText
+        || (timing == VectorTiming::WithText && whole_tree && table.accepts_pending_rows());
+    if fills {
         stage.defer = false;
         (stage, writer) = fill_phase(root, options, stage, writer).await?;
     }
@@ -177,8 +177,12 @@ pub(super) async fn run_locked(
         cache.finish();
     }
     drop(writer);
-    let pending = table.vector_coverage(Some(&options.repo)).await?.pending();
-    lock(&summary).chunks_pending = pending as usize;
+    // Counting reads a column of the repository's rows: a watcher's small burst, which
+    // embeds inline and fills nothing, leaves it out.
+    if fills || timing == VectorTiming::Later {
+        let pending = table.vector_coverage(Some(&options.repo)).await?.pending();
+        lock(&summary).chunks_pending = pending as usize;
+    }
     report();
     let mut summary = lock(&summary).clone();
     summary.elapsed = started.elapsed();
