@@ -156,6 +156,40 @@ fn a_table_is_searchable_by_text_before_any_vector_and_a_stopped_embedding_resum
             let paths: BTreeSet<String> = hits.into_iter().map(|h| h.path).collect();
             assert_eq!(paths, embedded_first, "{mode:?}");
         }
+        // SQL sees the rows without vectors as NULL vectors, and its vector search
+        // returns only rows with vectors.
+        let db = lancet::engine::Database::open(&work.path().join("db"))
+            .await
+            .unwrap();
+        let sql_encoder: Arc<dyn Encoder> = encoder.clone();
+        let session = lancet::engine::sql::Session::new(&db, Some(sql_encoder))
+            .await
+            .unwrap();
+        let counted = session
+            .sql("SELECT count(*) AS n FROM chunks WHERE embedding IS NULL")
+            .await
+            .unwrap();
+        let n = counted[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, 24);
+        let found = session
+            .sql("SELECT path FROM vector_search('chunks', 'widget', 100)")
+            .await
+            .unwrap();
+        let mut sql_paths = BTreeSet::new();
+        for batch in &found {
+            let paths = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .unwrap();
+            sql_paths.extend(paths.iter().flatten().map(str::to_string));
+        }
+        assert_eq!(sql_paths, embedded_first);
         // The hot index catches up with the rows that got vectors.
         let hot = table
             .open_hot_index(&HotIndexOptions::default())
