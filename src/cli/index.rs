@@ -82,7 +82,7 @@ pub struct IndexArgs {
     #[arg(long, default_value_t = 8192, value_parser = count(1, MAX_COMMIT_FILES))]
     pub commit_chunks: usize,
     /// Width of the stored full vector (new tables; at most the model's width).
-    #[arg(long, default_value_t = 768, value_parser = count(1, MAX_DIMS))]
+    #[arg(long, visible_alias = "dims", default_value_t = 768, value_parser = count(1, MAX_DIMS))]
     pub full_dims: usize,
     /// Width of the stored Matryoshka prefix (new tables).
     #[arg(long, default_value_t = 128, value_parser = count(1, MAX_DIMS))]

@@ -770,3 +770,101 @@ fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
         stderr(&out)
     );
 }
+
+/// A Qwen3-Embedding layout (the parity fixture: `model_type` qwen3, weights without the
+/// `model.` prefix) works like the default family: index, search, embed and status, and
+/// a table it built refuses the Qwen2 family's model.
+#[test]
+fn a_qwen3_model_indexes_searches_and_embeds() {
+    let work = tempfile::tempdir().unwrap();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen3");
+    let model = model.to_str().unwrap();
+    let repo = work.path().join("repo");
+    write(
+        &repo,
+        "src/lib.rs",
+        "pub fn parse_config(path: &str) -> u32 {\n    7\n}\n",
+    );
+    write(
+        &repo,
+        "src/net.py",
+        "def open_socket(port):\n    return port\n",
+    );
+    let db = work.path().join("db");
+    let db = db.to_str().unwrap();
+    let out = lancet(
+        &[
+            "--model",
+            model,
+            "--db",
+            db,
+            "index",
+            repo.to_str().unwrap(),
+            "--json",
+        ],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["chunks_embedded"], 2, "{summary}");
+
+    let out = lancet(
+        &[
+            "--model",
+            model,
+            "--db",
+            db,
+            "search",
+            "parse_config",
+            "--json",
+        ],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 2, "{hits}");
+
+    let out = lancet(
+        &["--model", model, "--db", db, "status", "--json"],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        status["model"]
+            .as_str()
+            .unwrap()
+            .contains("qwen3-embedding-v1"),
+        "{status}"
+    );
+    assert_eq!(status["dim_full"], 48);
+
+    let out = lancet(
+        &["--model", model, "embed", "--dims", "32", "a query"],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vector: Vec<f32> = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(vector.len(), 32);
+
+    // The other family's model is another model: the table refuses it.
+    let qwen2 = work.path().join("qwen2");
+    write_tiny_model(&qwen2, 5);
+    let out = lancet(
+        &[
+            "--model",
+            qwen2.to_str().unwrap(),
+            "--db",
+            db,
+            "search",
+            "parse_config",
+        ],
+        work.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("qwen3-embedding-v1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,7 +2,7 @@
 
 use crate::support::tiny_model::{write_tiny_model, HIDDEN};
 use lancet::udf::model::TextTokenizer;
-use lancet::udf::{Encoder, EncoderOptions, ModelFiles, Precision, QwenEncoder, Task};
+use lancet::udf::{Encoder, EncoderOptions, ModelFiles, Precision, PromptStyle, QwenEncoder, Task};
 use std::path::Path;
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -200,6 +200,98 @@ fn matches_the_transformers_reference() {
         assert!(c >= 0.99999, "text {i}: cosine {c}");
         assert!(max_diff < 1e-3, "text {i}: max abs difference {max_diff}");
     }
+}
+
+/// Parity of the Qwen3 family with transformers: `scripts/make_qwen3_parity_fixture.py`
+/// built the tiny Qwen3 in `tests/fixtures/tiny-qwen3` (head_dim != hidden / heads,
+/// grouped-query attention, per-head q/k norms, no bias, weights without the `model.`
+/// prefix) and recorded the last-token embeddings of instruction-prompted queries and
+/// plain documents (each ending in the `<|endoftext|>` its tokenizer appends) for one
+/// right-padded batch.
+#[test]
+fn qwen3_matches_the_transformers_reference() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen3");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let queries: Vec<String> = serde_json::from_value(reference["queries"].clone()).unwrap();
+    let documents: Vec<String> = serde_json::from_value(reference["documents"].clone()).unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["ids"].clone()).unwrap();
+    let expected: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
+    let style = PromptStyle::Qwen3Embedding;
+    assert_eq!(
+        reference["query_prefix"],
+        style.prefix(Task::Nl2Code.query())
+    );
+
+    // The ids the encoder runs: the prompt as Qwen3-Embedding writes it, the end token
+    // appended by the tokenizer's post-processor.
+    let files = ModelFiles::locate(dir.to_str().unwrap()).unwrap();
+    let tokenizer = TextTokenizer::from_file(&files.tokenizer, 8192).unwrap();
+    let prompted: Vec<String> = queries
+        .iter()
+        .map(|q| style.apply(Task::Nl2Code.query(), q))
+        .chain(
+            documents
+                .iter()
+                .map(|d| style.apply(Task::Nl2Code.document(), d)),
+        )
+        .collect();
+    let tokenized = tokenizer.encode_batch(prompted).unwrap();
+    for (t, want) in tokenized.iter().zip(&ids) {
+        assert_eq!(&t.ids, want);
+    }
+
+    let encoder = QwenEncoder::from_files(&files, EncoderOptions::default()).unwrap();
+    assert_eq!(encoder.identity().prompt_set, "qwen3-embedding-v1");
+    assert_eq!(encoder.dim(), 48);
+    let q: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let d: Vec<&str> = documents.iter().map(String::as_str).collect();
+    let by_query = encoder.encode(&q, Task::Nl2Code.query()).unwrap();
+    let by_document = encoder.encode(&d, Task::Nl2Code.document()).unwrap();
+    let got: Vec<&[f32]> = (0..q.len())
+        .map(|i| by_query.row(i))
+        .chain((0..d.len()).map(|i| by_document.row(i)))
+        .collect();
+    for (i, (got, want)) in got.iter().zip(&expected).enumerate() {
+        let c = cosine(got, want);
+        let max_diff = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(c >= 0.99999, "input {i}: cosine {c}");
+        assert!(max_diff < 1e-3, "input {i}: max abs difference {max_diff}");
+    }
+    // A text alone gives what it gives inside the padded batch.
+    for (i, text) in q.iter().enumerate() {
+        let alone = encoder.encode(&[text], Task::Nl2Code.query()).unwrap();
+        let c = cosine(alone.row(0), by_query.row(i));
+        assert!(c >= 0.99999, "query {i} alone vs in the batch: {c}");
+    }
+    for (i, text) in d.iter().enumerate() {
+        let alone = encoder.encode(&[text], Task::Nl2Code.document()).unwrap();
+        let c = cosine(alone.row(0), by_document.row(i));
+        assert!(c >= 0.99999, "document {i} alone vs in the batch: {c}");
+    }
+    // The 8-bit path runs this family too, within the bounds it keeps for Qwen2.
+    let q8 = QwenEncoder::from_files(
+        &files,
+        EncoderOptions {
+            precision: Precision::Q8,
+            ..EncoderOptions::default()
+        },
+    )
+    .unwrap();
+    let q8_documents = q8.encode(&d, Task::Nl2Code.document()).unwrap();
+    let cosines: Vec<f32> = (0..d.len())
+        .map(|i| cosine(q8_documents.row(i), &expected[q.len() + i]))
+        .collect();
+    let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+    assert!(
+        mean >= 0.995 && cosines.iter().all(|&c| c >= 0.98),
+        "{cosines:?}"
+    );
 }
 
 /// `--precision q8` on the same fixture: 8-bit blocks stay within the fidelity bounds of

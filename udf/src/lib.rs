@@ -17,4 +17,4 @@ pub use encoder::{Embeddings, Encoder};
 pub use error::{Error, Result};
 pub use lancet_schemas::{ModelIdentity, Pooling};
 pub use model::{DeviceSpec, EncoderOptions, ModelFiles, Precision, QwenEncoder, DEFAULT_MODEL};
-pub use task::{Role, Task, TaskRole, PROMPT_SET};
+pub use task::{PromptStyle, Role, Task, TaskRole, PROMPT_SET, QWEN3_PROMPT_SET};

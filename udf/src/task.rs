@@ -6,6 +6,50 @@ use std::str::FromStr;
 /// set of prompts must be queried with the same set.
 pub const PROMPT_SET: &str = "jina-code-v1";
 
+/// Name of the Qwen3-Embedding prompt set ([`PromptStyle::Qwen3Embedding`]).
+pub const QWEN3_PROMPT_SET: &str = "qwen3-embedding-v1";
+
+/// How a model family wants its inputs prompted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PromptStyle {
+    /// jina-code-embeddings: an instruction prefix for queries and for documents
+    /// ([`TaskRole::prompt`]).
+    #[default]
+    JinaCode,
+    /// Qwen3-Embedding: queries as `Instruct: {task}\nQuery:{text}`, documents as plain
+    /// text (the tokenizer's post-processor appends `<|endoftext|>`).
+    Qwen3Embedding,
+}
+
+impl PromptStyle {
+    /// The name recorded in a table: a table embedded with one prompt set must be
+    /// queried with the same set.
+    pub fn prompt_set(self) -> &'static str {
+        match self {
+            PromptStyle::JinaCode => PROMPT_SET,
+            PromptStyle::Qwen3Embedding => QWEN3_PROMPT_SET,
+        }
+    }
+
+    /// The text that opens every input of `task` (empty for Qwen3 documents).
+    pub fn prefix(self, task: TaskRole) -> String {
+        match (self, task.role) {
+            (PromptStyle::JinaCode, _) => task.prompt().to_string(),
+            (PromptStyle::Qwen3Embedding, Role::Query) => {
+                format!("Instruct: {}\nQuery:", task.task.instruction())
+            }
+            (PromptStyle::Qwen3Embedding, Role::Document) => String::new(),
+        }
+    }
+
+    /// `text` as the model embeds it for `task`.
+    pub fn apply(self, task: TaskRole, text: &str) -> String {
+        let mut out = self.prefix(task);
+        out.push_str(text);
+        out
+    }
+}
+
 /// A retrieval task of jina-code-embeddings; each has a query and a document prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Task {
@@ -59,6 +103,20 @@ impl Task {
             Task::Code2Code => "code2code",
             Task::Code2Nl => "code2nl",
             Task::Code2Completion => "code2completion",
+        }
+    }
+
+    /// What the task asks, as an instruction for models prompted with one sentence
+    /// (Qwen3-Embedding's `Instruct:` line).
+    pub fn instruction(self) -> &'static str {
+        match self {
+            Task::Nl2Code => {
+                "Given a natural language query, retrieve the code snippets that answer it"
+            }
+            Task::Qa => "Given a technical question, retrieve the answers that address it",
+            Task::Code2Code => "Given a code snippet, retrieve equivalent code snippets",
+            Task::Code2Nl => "Given a code snippet, retrieve the comments that describe it",
+            Task::Code2Completion => "Given the start of a code snippet, retrieve its completion",
         }
     }
 
@@ -181,6 +239,26 @@ mod tests {
         assert_eq!(
             Task::Code2Completion.query().prompt(),
             "Find the most relevant completion given the following start of code snippet:\n"
+        );
+    }
+
+    #[test]
+    fn qwen3_queries_carry_an_instruction_and_documents_are_plain() {
+        let style = PromptStyle::Qwen3Embedding;
+        assert_eq!(
+            style.apply(Task::Nl2Code.query(), "sort a list"),
+            "Instruct: Given a natural language query, retrieve the code snippets that \
+             answer it\nQuery:sort a list"
+        );
+        assert_eq!(
+            style.apply(Task::Nl2Code.document(), "fn f() {}"),
+            "fn f() {}"
+        );
+        assert_eq!(style.prefix(Task::Qa.document()), "");
+        assert_eq!(style.prompt_set(), "qwen3-embedding-v1");
+        assert_eq!(
+            PromptStyle::JinaCode.apply(Task::Qa.document(), "x"),
+            "Candidate answer:\nx"
         );
     }
 

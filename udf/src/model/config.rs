@@ -1,10 +1,10 @@
-//! `config.json` of a Qwen2 checkpoint, read tolerantly: recent exports write
+//! `config.json` of a Qwen2 or Qwen3 checkpoint, read tolerantly: recent exports write
 //! `"sliding_window": null` or move `rope_theta` under `rope_parameters`.
 
 use crate::{Error, Result};
 use serde::Deserialize;
 
-/// The fields of a Qwen2 `config.json` the forward pass needs.
+/// The fields of a Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Qwen2Config {
     /// Rows of the embedding table.
@@ -35,9 +35,12 @@ pub struct Qwen2Config {
     /// RMSNorm epsilon.
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
-    /// `model_type`, checked to be `qwen2`.
+    /// `model_type`: `qwen2` (the default) or `qwen3`.
     #[serde(default)]
     pub model_type: Option<String>,
+    /// Whether q/k/v carry a bias (Qwen2: yes, Qwen3: no, unless the file says).
+    #[serde(default)]
+    pub attention_bias: Option<bool>,
     /// Activation of the MLP, checked to be `silu`.
     #[serde(default)]
     pub hidden_act: Option<String>,
@@ -70,10 +73,11 @@ impl Qwen2Config {
 
     fn validate(&self, origin: &str) -> Result<()> {
         if let Some(kind) = self.model_type.as_deref() {
-            if kind != "qwen2" {
+            if kind != "qwen2" && kind != "qwen3" {
                 return Err(Error::Model(format!(
-                    "{origin}: model_type is `{kind}`, but this encoder runs `qwen2` models \
-                     (jina-code-embeddings); point --model at a Qwen2-based embedding model"
+                    "{origin}: model_type is `{kind}`, but this encoder runs `qwen2` \
+                     (jina-code-embeddings) and `qwen3` (Qwen3-Embedding) models; point \
+                     --model at one of those"
                 )));
             }
         }
@@ -101,6 +105,26 @@ impl Qwen2Config {
             )));
         }
         Ok(())
+    }
+
+    /// Whether this is a Qwen3 checkpoint: per-head RMSNorm on queries and keys, no
+    /// q/k/v bias by default, Qwen3-Embedding's prompts.
+    pub fn is_qwen3(&self) -> bool {
+        self.model_type.as_deref() == Some("qwen3")
+    }
+
+    /// Whether q/k/v carry a bias.
+    pub fn attention_bias(&self) -> bool {
+        self.attention_bias.unwrap_or(!self.is_qwen3())
+    }
+
+    /// How the model's inputs are prompted.
+    pub fn prompt_style(&self) -> crate::PromptStyle {
+        if self.is_qwen3() {
+            crate::PromptStyle::Qwen3Embedding
+        } else {
+            crate::PromptStyle::JinaCode
+        }
     }
 
     /// Key/value heads.
@@ -140,6 +164,19 @@ mod tests {
         let c = Qwen2Config::from_json(&json, "t").unwrap();
         assert_eq!(c.rope_theta(), 10_000.0);
         assert_eq!((c.kv_heads(), c.head_dim()), (2, 16));
+    }
+
+    #[test]
+    fn qwen3_has_its_own_head_width_no_bias_and_its_prompts() {
+        let json = format!(r#"{{{BASE}, "model_type": "qwen3", "head_dim": 24}}"#);
+        let c = Qwen2Config::from_json(&json, "t").unwrap();
+        assert!(c.is_qwen3() && !c.attention_bias());
+        assert_eq!(c.head_dim(), 24);
+        assert_eq!(c.prompt_style(), crate::PromptStyle::Qwen3Embedding);
+        let json = format!(r#"{{{BASE}, "model_type": "qwen3", "attention_bias": true}}"#);
+        assert!(Qwen2Config::from_json(&json, "t").unwrap().attention_bias());
+        let qwen2 = Qwen2Config::from_json(&format!("{{{BASE}}}"), "t").unwrap();
+        assert!(!qwen2.is_qwen3() && qwen2.attention_bias());
     }
 
     #[test]

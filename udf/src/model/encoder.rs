@@ -8,7 +8,7 @@ use super::precision::Precision;
 use super::qwen2::{PrefixCache, Qwen2Model};
 use super::tokenizer::{TextTokenizer, Tokenized};
 use crate::{
-    Embeddings, Encoder, Error, ModelIdentity, Pooling, Result, Role, TaskRole, PROMPT_SET,
+    Embeddings, Encoder, Error, ModelIdentity, Pooling, PromptStyle, Result, Role, TaskRole,
 };
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -47,13 +47,16 @@ impl Default for EncoderOptions {
     }
 }
 
-/// jina-code-embeddings (or any Qwen2 decoder embedder with last-token pooling) on candle.
+/// jina-code-embeddings, Qwen3-Embedding (or any Qwen2/Qwen3 decoder embedder with
+/// last-token pooling) on candle.
 pub struct QwenEncoder {
     model: Qwen2Model,
     query_tokenizer: TextTokenizer,
     document_tokenizer: TextTokenizer,
     pad_id: u32,
     identity: ModelIdentity,
+    /// How the model family prompts its inputs.
+    prompts: PromptStyle,
     options: EncoderOptions,
     /// Keys and values of each task prompt, computed at its first use (`None`: the
     /// prompt has no tokens of its own to reuse).
@@ -101,7 +104,7 @@ impl QwenEncoder {
             id: files.id.clone(),
             revision: files.fingerprint()?,
             pooling: Pooling::LastToken,
-            prompt_set: PROMPT_SET.to_string(),
+            prompt_set: config.prompt_style().prompt_set().to_string(),
             dim: config.hidden_size,
         };
         Ok(QwenEncoder {
@@ -110,6 +113,7 @@ impl QwenEncoder {
             query_tokenizer,
             document_tokenizer,
             identity,
+            prompts: config.prompt_style(),
             options,
             prefixes: Mutex::default(),
         })
@@ -128,7 +132,9 @@ impl QwenEncoder {
         if let Some(cached) = prefixes.get(&task) {
             return Ok(cached.clone());
         }
-        let ids = self.tokenizer(task.role).bare_ids(task.prompt())?;
+        let ids = self
+            .tokenizer(task.role)
+            .bare_ids(&self.prompts.prefix(task))?;
         let cache = if ids.is_empty() || ids.len() >= self.model.max_positions() {
             None
         } else {
@@ -192,7 +198,7 @@ impl Encoder for QwenEncoder {
 
     fn encode(&self, texts: &[&str], task: TaskRole) -> Result<Embeddings> {
         let dim = self.identity.dim;
-        let prompted: Vec<String> = texts.iter().map(|t| task.apply(t)).collect();
+        let prompted: Vec<String> = texts.iter().map(|t| self.prompts.apply(task, t)).collect();
         let mut tokenized = self.tokenizer(task.role).encode_batch(prompted)?;
         for t in &mut tokenized {
             // An empty encoding has no last token: give it the pad token to pool on.
@@ -243,7 +249,7 @@ impl Encoder for QwenEncoder {
     }
 
     fn input_tokens(&self, texts: &[&str], task: TaskRole) -> Option<Vec<usize>> {
-        let prompted: Vec<String> = texts.iter().map(|t| task.apply(t)).collect();
+        let prompted: Vec<String> = texts.iter().map(|t| self.prompts.apply(task, t)).collect();
         let tokenized = self.tokenizer(task.role).encode_batch(prompted).ok()?;
         // As `encode` counts them: an empty encoding runs as one pad token.
         Some(tokenized.iter().map(|t| t.ids.len().max(1)).collect())

@@ -1,6 +1,6 @@
-//! A Qwen2 decoder written for encoding: `&self` (shareable across threads), causal
-//! attention with grouped-query heads and q/k/v bias, RoPE tables in f32, RMSNorm, SwiGLU
-//! MLP. Batches are right-padded: under a causal mask real tokens never see the pads after
+//! A Qwen2 (or Qwen3) decoder written for encoding: `&self` (shareable across threads),
+//! causal attention with grouped-query heads and q/k/v bias (Qwen3: none, and RMSNorm per
+//! head on queries and keys before RoPE), RoPE tables in f32, RMSNorm, SwiGLU MLP. Batches are right-padded: under a causal mask real tokens never see the pads after
 //! them, so every row equals its unpadded run, and each row is pooled at its own last token.
 //!
 //! Pooling one token per row allows exact shortcuts, all in [`Qwen2Model::forward_last_token`]
@@ -132,6 +132,9 @@ struct Attention {
     k_proj: Projection,
     v_proj: Projection,
     o_proj: Projection,
+    /// Qwen3's RMSNorm over each query and key head, before RoPE.
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -142,11 +145,19 @@ impl Attention {
         let (h, hd, kv) = (cfg.hidden_size, cfg.head_dim(), cfg.kv_heads());
         let heads = cfg.num_attention_heads;
         let load = |i, o, bias, name| Projection::load(i, o, bias, vb.pp(name), precision);
+        let bias = cfg.attention_bias();
+        let head_norm = |name: &str| -> Result<Option<RmsNorm>> {
+            cfg.is_qwen3()
+                .then(|| RmsNorm::new(hd, cfg.rms_norm_eps, vb.pp(name)))
+                .transpose()
+        };
         Ok(Attention {
-            q_proj: load(h, heads * hd, true, "q_proj")?,
-            k_proj: load(h, kv * hd, true, "k_proj")?,
-            v_proj: load(h, kv * hd, true, "v_proj")?,
+            q_proj: load(h, heads * hd, bias, "q_proj")?,
+            k_proj: load(h, kv * hd, bias, "k_proj")?,
+            v_proj: load(h, kv * hd, bias, "v_proj")?,
             o_proj: load(heads * hd, h, false, "o_proj")?,
+            q_norm: head_norm("q_norm")?,
+            k_norm: head_norm("k_norm")?,
             heads,
             kv_heads: kv,
             head_dim: hd,
@@ -161,9 +172,18 @@ impl Attention {
             .contiguous()
     }
 
+    /// `heads` (`[b, h, len, d]`) through a per-head norm, when the model has one.
+    fn head_norm(norm: &Option<RmsNorm>, heads: Tensor) -> Result<Tensor> {
+        match norm {
+            Some(norm) => norm.forward(&heads),
+            None => Ok(heads),
+        }
+    }
+
     /// Rotated keys and the values of `xs` (normed), `[b, kv, len, d]`.
     fn keys_values(&self, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor)> {
         let k = self.split(self.k_proj.forward(xs)?, self.kv_heads)?;
+        let k = Self::head_norm(&self.k_norm, k)?;
         let v = self.split(self.v_proj.forward(xs)?, self.kv_heads)?;
         Ok((pass.rotary.apply(&k, pass.offset)?, v))
     }
@@ -173,6 +193,7 @@ impl Attention {
     fn forward(&self, layer: usize, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, l, _) = xs.dims3()?;
         let q = self.split(self.q_proj.forward(xs)?, self.heads)?;
+        let q = Self::head_norm(&self.q_norm, q)?;
         let q = pass.rotary.apply(&q, pass.offset)?;
         let (k, v) = self.keys_values(xs, pass)?;
         let all_k = pass.with_prefix(layer, k.clone(), true)?;
@@ -201,6 +222,7 @@ impl Attention {
             .reshape((b, 1, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()?;
+        let q = Self::head_norm(&self.q_norm, q)?;
         let q = pass.rotary.apply_at(&q, positions)?;
         let (k, v) = self.keys_values(xs, pass)?;
         let all_k = pass.with_prefix(layer, k, true)?;
