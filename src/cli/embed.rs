@@ -4,7 +4,7 @@ use super::locate::load_encoder;
 use super::Args;
 use anyhow::{bail, Result};
 use clap::Parser;
-use lancet::udf::{matryoshka, Encoder, EncoderOptions, TaskRole};
+use lancet::udf::{matryoshka, EncoderOptions, TaskRole};
 
 /// Arguments of `lancet embed`.
 #[derive(Debug, Parser)]

@@ -1,6 +1,6 @@
 //! `lancet index PATH`.
 
-use super::locate::{db_for_root, embedding_cache, load_encoder};
+use super::locate::{db_for_root, device_count, embedding_cache, load_encoder};
 use super::progress::ProgressReport;
 use super::Args;
 use anyhow::{Context, Result};
@@ -193,7 +193,6 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
             ..EncoderOptions::default()
         },
     )?;
-    let encoder: Arc<dyn Encoder> = Arc::new(encoder);
     let db_path = db_for_root(args, &root);
     let options = IngestOptions {
         repo: a.repo.clone().unwrap_or_else(|| {
@@ -216,6 +215,8 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
         threads: a.threads,
         commit_files: a.commit_files,
         commit_chunks: a.commit_chunks,
+        // Each device gets a batch of its own per call.
+        embed_batch: IngestOptions::default().embed_batch * device_count(args),
         exclude: db_path.canonicalize().ok(),
         allow_remove_all: a.allow_remove_all,
         cache: embedding_cache(args),

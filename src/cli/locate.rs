@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context, Result};
 use lancet::engine::cache::{default_cache_dir, EmbeddingCache};
 use lancet::engine::ingest::{changed_files, Freshness, IngestOptions, WalkOptions};
 use lancet::engine::{ChunkTable, Database, DEFAULT_DB_DIR};
-use lancet::udf::{DeviceSpec, EncoderOptions, QwenEncoder};
+use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,17 +58,21 @@ pub fn embedding_cache(args: &Args) -> Option<Arc<EmbeddingCache>> {
     )))
 }
 
-/// Loads the encoder named by `--model` on `--device`.
-pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<QwenEncoder> {
-    let device: DeviceSpec = args.device.parse()?;
+/// Loads the encoder named by `--model` on `--device`: one model per device listed
+/// (`cuda:0,1`), each call's texts split across them.
+pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<Arc<dyn Encoder>> {
+    let devices = DeviceSpec::parse_list(&args.device)?;
     let options = EncoderOptions {
-        device,
         precision: args.precision,
         ..options
     };
-    let encoder = QwenEncoder::load(&args.model, options)
-        .with_context(|| format!("loading model `{}`", args.model))?;
-    Ok(encoder)
+    QwenEncoder::load_on(&args.model, options, &devices)
+        .with_context(|| format!("loading model `{}`", args.model))
+}
+
+/// Devices `--device` lists (`cuda:0,1` is two): batches grow with them.
+pub fn device_count(args: &Args) -> usize {
+    DeviceSpec::parse_list(&args.device).map_or(1, |d| d.len())
 }
 
 /// The repository a default database indexes: the folder holding `.lancet`, and the

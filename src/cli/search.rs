@@ -6,7 +6,7 @@ use super::Args;
 use anyhow::{bail, Result};
 use clap::Parser;
 use lancet::engine::{ChunkTable, Filter, SearchHit, SearchMode, SearchRequest};
-use lancet::udf::{Encoder, EncoderOptions, Role, TaskRole};
+use lancet::udf::{EncoderOptions, Role, TaskRole};
 
 /// Arguments of `lancet search`.
 #[derive(Debug, Parser)]

@@ -37,7 +37,7 @@ pub async fn run(args: &Args, a: &SqlArgs) -> Result<()> {
         None
     } else {
         match load_encoder(args, EncoderOptions::default()) {
-            Ok(encoder) => Some(Arc::new(encoder)),
+            Ok(encoder) => Some(encoder),
             Err(e) => {
                 errln!("warning: embed() and text queries are unavailable: {e:#}");
                 None

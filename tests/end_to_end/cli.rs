@@ -868,3 +868,24 @@ fn a_qwen3_model_indexes_searches_and_embeds() {
         stderr(&out)
     );
 }
+
+/// A device list that cannot work is refused at once with the reason.
+#[test]
+fn a_bad_device_list_is_refused_with_the_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("model");
+    write_tiny_model(&model, 5);
+    let model = model.to_str().unwrap();
+    for (devices, reason) in [
+        ("cpu,cuda:0", "mixes the CPU with GPUs"),
+        ("cuda:0,0", "twice"),
+        ("cuda:0,gpu", "unknown device"),
+    ] {
+        let out = lancet(
+            &["--model", model, "--device", devices, "embed", "x"],
+            work.path(),
+        );
+        assert!(!out.status.success(), "{devices}");
+        assert!(stderr(&out).contains(reason), "{devices}: {}", stderr(&out));
+    }
+}

@@ -376,3 +376,51 @@ fn the_real_qwen_tokenizer_matches_the_python_reference() {
     }
     assert_eq!(tokenizer.pad_id(), 151643);
 }
+
+/// `--device cuda:0,1` splits each call's texts across one replica per device; here two
+/// CPU replicas stand in for two GPUs: the vectors, their order and the token counts
+/// are those of one device, and replicas of different models are refused.
+#[test]
+fn replicas_on_several_devices_give_the_vectors_of_one() {
+    use lancet::udf::{DeviceSpec, ReplicatedEncoder};
+    use std::sync::Arc;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-qwen2");
+    let spec = dir.to_str().unwrap();
+    let one = QwenEncoder::load(spec, EncoderOptions::default()).unwrap();
+    let two = QwenEncoder::load_on(
+        spec,
+        EncoderOptions::default(),
+        &[DeviceSpec::Cpu, DeviceSpec::Cpu],
+    )
+    .unwrap();
+    let texts: Vec<String> = (0..7)
+        .map(|i| format!("fn f{i}() -> u32 {{ {} }}", "1 + ".repeat(i * 3) + "0"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for task in [Task::Nl2Code.document(), Task::Nl2Code.query()] {
+        let a = one.encode(&refs, task).unwrap();
+        let b = two.encode(&refs, task).unwrap();
+        assert_eq!((a.len(), a.tokens), (b.len(), b.tokens));
+        for i in 0..refs.len() {
+            let c = cosine(a.row(i), b.row(i));
+            assert!(c >= 0.99999, "text {i}: {c}");
+        }
+    }
+    assert_eq!(two.identity(), one.identity());
+    assert_eq!(two.numerics(), one.numerics());
+
+    let other = work_model(9);
+    let foreign: Arc<dyn Encoder> = Arc::new(
+        QwenEncoder::load(other.path().to_str().unwrap(), EncoderOptions::default()).unwrap(),
+    );
+    let err = ReplicatedEncoder::new(vec![Arc::new(one), foreign])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("replicas differ"), "{err}");
+}
+
+fn work_model(seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), seed);
+    dir
+}

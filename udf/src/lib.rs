@@ -11,10 +11,12 @@ mod error;
 pub mod matryoshka;
 pub mod model;
 pub mod quant;
+mod replicas;
 mod task;
 
 pub use encoder::{Embeddings, Encoder};
 pub use error::{Error, Result};
 pub use lancet_schemas::{ModelIdentity, Pooling};
 pub use model::{DeviceSpec, EncoderOptions, ModelFiles, Precision, QwenEncoder, DEFAULT_MODEL};
+pub use replicas::ReplicatedEncoder;
 pub use task::{PromptStyle, Role, Task, TaskRole, PROMPT_SET, QWEN3_PROMPT_SET};

@@ -187,16 +187,15 @@ impl Shared {
 }
 
 fn load(model: &str, device: &str, precision: Precision) -> LoadedEncoder {
-    let device: DeviceSpec = device.parse().map_err(|e| format!("{e}"))?;
+    let devices = DeviceSpec::parse_list(device).map_err(|e| format!("{e}"))?;
     // Documents as long as `lancet index` embeds them: its chunk budget plus the header.
     let options = EncoderOptions {
-        device,
         max_document_tokens: IngestOptions::default().chunk_tokens + 64,
         precision,
         ..EncoderOptions::default()
     };
-    match QwenEncoder::load(model, options) {
-        Ok(encoder) => Ok(Arc::new(encoder)),
+    match QwenEncoder::load_on(model, options, &devices) {
+        Ok(encoder) => Ok(encoder),
         Err(e) => Err(format!(
             "the model `{model}` could not be loaded ({e}); start the server with \
              `lancet --model DIR mcp` (or LANCET_MODEL=DIR) pointing at a local copy"

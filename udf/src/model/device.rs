@@ -37,6 +37,36 @@ impl FromStr for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// Parses a list of devices to split the work across: `cuda:0,1` (or
+    /// `cuda:0,cuda:1`), or one device. Mixing the CPU with GPUs, or naming a device
+    /// twice, is refused: replicas must compute the same numerics on distinct devices.
+    pub fn parse_list(s: &str) -> Result<Vec<DeviceSpec>> {
+        let mut devices: Vec<DeviceSpec> = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let device = match devices.last() {
+                // `cuda:0,1`: a bare number after a GPU is another GPU.
+                Some(DeviceSpec::Cuda(_)) if part.chars().all(|c| c.is_ascii_digit()) => {
+                    format!("cuda:{part}").parse()?
+                }
+                _ => part.parse()?,
+            };
+            if devices.contains(&device) {
+                return Err(Error::Model(format!(
+                    "device list `{s}` names {part} twice"
+                )));
+            }
+            devices.push(device);
+        }
+        let gpus = devices.iter().filter(|d| **d != DeviceSpec::Cpu).count();
+        if gpus > 0 && gpus < devices.len() {
+            return Err(Error::Model(format!(
+                "device list `{s}` mixes the CPU with GPUs: vectors would differ by device"
+            )));
+        }
+        Ok(devices)
+    }
+
     /// Opens the device.
     pub fn open(self) -> Result<Device> {
         match self {
@@ -99,6 +129,23 @@ mod tests {
         assert_eq!("cuda:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         assert_eq!("CUDA".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
         assert!("gpu".parse::<DeviceSpec>().is_err());
+        let list = |s: &str| DeviceSpec::parse_list(s);
+        assert_eq!(list("cpu").unwrap(), [DeviceSpec::Cpu]);
+        assert_eq!(
+            list("cuda:0,1").unwrap(),
+            [DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]
+        );
+        assert_eq!(
+            list("cuda:2, cuda:3").unwrap(),
+            [DeviceSpec::Cuda(2), DeviceSpec::Cuda(3)]
+        );
+        assert!(list("cuda:0,0").unwrap_err().to_string().contains("twice"));
+        assert!(list("cpu,cuda:0")
+            .unwrap_err()
+            .to_string()
+            .contains("mixes"));
+        assert!(list("cuda:0,x").is_err());
+        assert!(list("cpu,1").is_err());
     }
 
     #[test]

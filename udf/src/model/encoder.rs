@@ -8,7 +8,8 @@ use super::precision::Precision;
 use super::qwen2::{PrefixCache, Qwen2Model};
 use super::tokenizer::{TextTokenizer, Tokenized};
 use crate::{
-    Embeddings, Encoder, Error, ModelIdentity, Pooling, PromptStyle, Result, Role, TaskRole,
+    Embeddings, Encoder, Error, ModelIdentity, Pooling, PromptStyle, ReplicatedEncoder, Result,
+    Role, TaskRole,
 };
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
@@ -67,6 +68,29 @@ impl QwenEncoder {
     /// Loads the model named by `spec` (a directory or a hub id).
     pub fn load(spec: &str, options: EncoderOptions) -> Result<Self> {
         Self::from_files(&ModelFiles::locate(spec)?, options)
+    }
+
+    /// Loads the model named by `spec` once per device in `devices` (`cuda:0,1`: see
+    /// [`DeviceSpec::parse_list`]); with more than one, each call's texts are split
+    /// across them ([`ReplicatedEncoder`]). `options.device` is ignored.
+    pub fn load_on(
+        spec: &str,
+        options: EncoderOptions,
+        devices: &[DeviceSpec],
+    ) -> Result<Arc<dyn Encoder>> {
+        let files = ModelFiles::locate(spec)?;
+        let mut replicas: Vec<Arc<dyn Encoder>> = Vec::with_capacity(devices.len());
+        for &device in devices {
+            let options = EncoderOptions {
+                device,
+                ..options.clone()
+            };
+            replicas.push(Arc::new(Self::from_files(&files, options)?));
+        }
+        if replicas.len() == 1 {
+            return Ok(replicas.remove(0));
+        }
+        Ok(Arc::new(ReplicatedEncoder::new(replicas)?))
     }
 
     /// Loads a model from its located files.
