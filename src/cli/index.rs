@@ -221,7 +221,6 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
         allow_remove_all: a.allow_remove_all,
         cache: embedding_cache(args),
         vectors: a.vectors.into(),
-        ..IngestOptions::default()
     };
     Ok(Setup {
         root,
