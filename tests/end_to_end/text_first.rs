@@ -403,3 +403,73 @@ fn lancet_index_killed_while_embedding_resumes_where_it_stopped() {
         assert!(same_rows(&got, &expected), "the resumed run differs");
     });
 }
+
+/// The ANN index of a table whose rows partly wait for their vectors: it is sized for
+/// (and Lance trains it on) the rows with vectors, a search through it (or exact)
+/// returns only those, and once the rest get their vectors an optimize folds them in.
+#[test]
+fn the_ann_index_is_built_over_the_rows_with_vectors_and_takes_the_rest_later() {
+    use crate::support::rows::{chunk, row};
+    use lancet::engine::{ChunkEmbedding, EmbeddedChunk, IndexOptions};
+    let work = tempfile::tempdir().unwrap();
+    let encoder = Arc::new(HashEncoder::new(64));
+    let rt = runtime();
+    rt.block_on(async {
+        let table = table_for(work.path(), &encoder).await;
+        let text = |n: u32| format!("fn item_{n}() {{ alpha{} beta{} }}", n % 7, n % 13);
+        let rows: Vec<EmbeddedChunk> = (0..600u32)
+            .map(|n| {
+                let chunk = chunk("r", &format!("src/f{}.rs", n / 10), "rust", n, &text(n));
+                if n % 3 == 0 {
+                    EmbeddedChunk {
+                        chunk,
+                        embedding: ChunkEmbedding::Pending,
+                    }
+                } else {
+                    row(chunk, encoder.vector(&text(n)))
+                }
+            })
+            .collect();
+        table.append(&rows).await.unwrap();
+        let options = IndexOptions {
+            min_rows_for_ann: 300,
+            ..IndexOptions::default()
+        };
+        let report = table.ensure_indexes(&options).await.unwrap();
+        assert!(
+            report.ann_ready,
+            "400 rows with vectors are past the threshold"
+        );
+        let query = encoder.vector(&text(5));
+        for mode in [SearchMode::default(), SearchMode::Exact] {
+            let hits = table
+                .search(&SearchRequest::new(query.clone(), 50).mode(mode))
+                .await
+                .unwrap();
+            assert_eq!(hits.len(), 50, "{mode:?}");
+            assert!(
+                hits.iter().all(|h| {
+                    let n: u32 = h.chunk_id.rsplit('#').next().unwrap().parse().unwrap();
+                    n % 3 != 0
+                }),
+                "{mode:?}: a row without vectors came back"
+            );
+        }
+
+        // The rest get their vectors; optimize folds them into the index.
+        let filled: Vec<EmbeddedChunk> = rows
+            .iter()
+            .filter(|r| r.embedding == ChunkEmbedding::Pending)
+            .map(|r| row(r.chunk.clone(), encoder.vector(&r.chunk.text)))
+            .collect();
+        let report = table.fill_vectors(&filled).await.unwrap();
+        assert_eq!(report.updated, 200);
+        assert!(table.vector_coverage(None).await.unwrap().is_complete());
+        table.optimize(&options).await.unwrap();
+        let hits = table
+            .search(&SearchRequest::new(encoder.vector(&text(3)), 1))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].chunk_id, "r:src/f0.rs#3");
+    });
+}
