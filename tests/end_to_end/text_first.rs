@@ -450,7 +450,7 @@ fn the_ann_index_is_built_over_the_rows_with_vectors_and_takes_the_rest_later() 
             assert!(
                 hits.iter().all(|h| {
                     let n: u32 = h.chunk_id.rsplit('#').next().unwrap().parse().unwrap();
-                    n % 3 != 0
+                    !n.is_multiple_of(3)
                 }),
                 "{mode:?}: a row without vectors came back"
             );
