@@ -1,0 +1,78 @@
+//! The 8-bit product against candle's f32 product on the encoder's shapes, one thread
+//! pool, each timed over repeated runs after a warm-up:
+//!
+//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench q8_kernel -- [--tokens 64]
+//!
+//! Prints multiply-accumulates per second for each shape (the MLP's up projection and
+//! its down projection at the 0.5B widths).
+
+use candle_core::{Device, Tensor};
+use lancet_udf::quant::{matmul, matmul_f32, Kernel, Q8Rows};
+use std::time::Instant;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Seconds per run of `f`, the best of `runs` after one warm-up.
+fn time(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let m = arg("--tokens", 64);
+    let runs = arg("--runs", 5);
+    let kernel = Kernel::detect();
+    println!("kernel {kernel:?}, {m} tokens, best of {runs}");
+    for (name, k, n) in [("up 896->4864", 896, 4864), ("down 4864->896", 4864, 896)] {
+        let mut seed = 7u64;
+        let mut random = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                })
+                .collect()
+        };
+        let x = random(m * k);
+        let w = random(n * k);
+        let macs = (m * k * n) as f64;
+        let wq = Q8Rows::quantize(&w, n, k, kernel);
+        let xq = Q8Rows::quantize(&x, m, k, kernel);
+        let q8_product = time(runs, || {
+            std::hint::black_box(matmul(&xq, &wq, kernel));
+        });
+        let q8_whole = time(runs, || {
+            std::hint::black_box(matmul_f32(&x, m, k, &wq, kernel));
+        });
+        let xt = Tensor::from_vec(x.clone(), (m, k), &Device::Cpu).unwrap();
+        let wt = Tensor::from_vec(w.clone(), (n, k), &Device::Cpu)
+            .unwrap()
+            .t()
+            .unwrap();
+        let f32_product = time(runs, || {
+            std::hint::black_box(xt.matmul(&wt).unwrap());
+        });
+        let rate = |s: f64| macs / s / 1e9;
+        println!(
+            "{name}: q8 product {:.1} GMAC/s, q8 with quantizing x {:.1} GMAC/s, candle f32 {:.1} GMAC/s",
+            rate(q8_product),
+            rate(q8_whole),
+            rate(f32_product)
+        );
+    }
+}
