@@ -86,6 +86,9 @@ fn every_kernel_computes_the_product_of_the_quantized_matrices() {
         (5, 3, 33),
         (9, 17, 96),
         (13, 35, 100),
+        // Eight-channel tiles beside two-channel edges in one task.
+        (6, 27, 64),
+        (2, 8, 4864),
     ] {
         let a = Q8Rows::quantize(&values(m * k, 3, 2.0), m, k, Kernel::Scalar);
         let w = Q8Rows::quantize(&values(n * k, 5, 0.1), n, k, Kernel::Scalar);
