@@ -195,31 +195,16 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
     out
 }
 
-/// Every this many values of a row go into the sample whose median sets the outlier
-/// threshold: selecting the median of all 4,864 values of a `down_proj` input row cost a
-/// third of the 8-bit product's time (`benches/q8_kernel.rs`).
-const MEDIAN_SAMPLE_STRIDE: usize = 4;
-
 /// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
-/// magnitude (the median of every [`MEDIAN_SAMPLE_STRIDE`]th value), at most one in
-/// [`MAX_OUTLIER_SHARE`] (the largest).
+/// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest).
 fn outliers_of_row(row: &[f32]) -> Vec<usize> {
     let k = row.len();
     if k < 2 * BLOCK {
         return Vec::new(); // one block: no other block to spare
     }
-    let largest = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let mut sample: Vec<f32> = row
-        .iter()
-        .step_by(MEDIAN_SAMPLE_STRIDE)
-        .map(|v| v.abs())
-        .collect();
-    let middle = sample.len() / 2;
-    let (_, median, _) = sample.select_nth_unstable_by(middle, f32::total_cmp);
+    let mut magnitudes: Vec<f32> = row.iter().map(|v| v.abs()).collect();
+    let (_, median, _) = magnitudes.select_nth_unstable_by(k / 2, f32::total_cmp);
     let threshold = *median * OUTLIER_RATIO;
-    if largest <= threshold {
-        return Vec::new(); // the common case: one pass, no list
-    }
     let mut outliers: Vec<usize> = (0..k).filter(|&j| row[j].abs() > threshold).collect();
     if outliers.len() > k / MAX_OUTLIER_SHARE {
         outliers.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
