@@ -191,12 +191,21 @@ impl Database {
         metadata: TableMetadata,
     ) -> Result<ChunkTable> {
         if !self.table_names().await?.iter().any(|n| n == name) {
-            match self.create_table(name, metadata.clone()).await {
-                Ok(table) => return Ok(table),
-                // Another process created it since the check: use theirs, checked below.
-                Err(Error::TableExists(_))
-                | Err(Error::Lance(lancedb::Error::TableAlreadyExists { .. })) => {}
-                Err(e) => return Err(e),
+            // Creation under the table's writer lock: two processes that both found no
+            // table would otherwise both create it, and Lance lets the second creation
+            // land as an overwrite on top of the first (whose writer then fails).
+            // A lock held elsewhere means another process is creating or writing it.
+            let (_guard, locked) = super::writer_lock::open_and_try_lock(
+                &super::writer_lock::lock_path(&self.location, name),
+            )?;
+            if locked {
+                match self.create_table(name, metadata.clone()).await {
+                    Ok(table) => return Ok(table),
+                    // Another process created it since the check: use theirs, checked below.
+                    Err(Error::TableExists(_))
+                    | Err(Error::Lance(lancedb::Error::TableAlreadyExists { .. })) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         let table = self.open_table_being_created(name).await?;
@@ -213,14 +222,18 @@ impl Database {
         Ok(table)
     }
 
-    /// Opens table `name`, which another process may be creating: its folder exists
-    /// before its first version does, and for that moment Lance finds no table there.
+    /// Opens table `name`, which another process may be creating (it holds the table's
+    /// writer lock meanwhile, or its folder exists before its first version does): for
+    /// that moment there is no table to find, so it is looked for again for 2 s.
     async fn open_table_being_created(&self, name: &str) -> Result<ChunkTable> {
         const ATTEMPTS: u32 = 40;
         let mut attempt = 0;
         loop {
             match self.open_table(name).await {
-                Err(Error::Lance(lancedb::Error::TableNotFound { .. })) if attempt < ATTEMPTS => {
+                Err(Error::Lance(lancedb::Error::TableNotFound { .. }))
+                | Err(Error::TableNotFound { .. })
+                    if attempt < ATTEMPTS =>
+                {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }

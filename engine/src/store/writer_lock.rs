@@ -32,19 +32,13 @@ impl ChunkTable {
         let Some(db) = self.database_dir() else {
             return Ok(WriterLock { _file: None });
         };
-        let path = db.join(format!("{}.lock", self.name()));
+        let path = lock_path(db, self.name());
         let io = |source| Error::Io {
             path: path.display().to_string(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        if !try_lock_exclusive(&file).map_err(io)? {
+        let (mut file, locked) = open_and_try_lock(&path)?;
+        if !locked {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             return Err(Error::Busy {
@@ -61,6 +55,29 @@ impl ChunkTable {
         write!(file, "{}", std::process::id()).map_err(io)?;
         Ok(WriterLock { _file: Some(file) })
     }
+}
+
+/// The writer lock file of table `name` in database folder `db`.
+pub(super) fn lock_path(db: &std::path::Path, name: &str) -> std::path::PathBuf {
+    db.join(format!("{name}.lock"))
+}
+
+/// Opens (creating) the lock file at `path` and tries to lock it; the lock lasts as long
+/// as the returned file is open.
+pub(super) fn open_and_try_lock(path: &std::path::Path) -> Result<(File, bool)> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    let locked = try_lock_exclusive(&file).map_err(io)?;
+    Ok((file, locked))
 }
 
 /// `flock(LOCK_EX | LOCK_NB)` on Unix, `LockFileEx` on Windows.
