@@ -20,14 +20,7 @@ pub fn fp16_vector_array(values: Vec<f16>, dim: usize) -> Result<FixedSizeListAr
             values.len()
         )));
     }
-    let field = Arc::new(Field::new("item", DataType::Float16, true));
-    FixedSizeListArray::try_new(
-        field,
-        dim as i32,
-        Arc::new(Float16Array::from(values)),
-        None,
-    )
-    .map_err(|e| Error::UnexpectedColumn(e.to_string()))
+    vector_list(values, dim, None)
 }
 
 /// Builds a vector column in which row `i` is null where `present[i]` is false; null
@@ -44,10 +37,19 @@ pub fn fp16_nullable_vector_array(
             present.len()
         )));
     }
-    let field = Arc::new(Field::new("item", DataType::Float16, true));
     let nulls = present
         .contains(&false)
         .then(|| arrow_buffer::NullBuffer::from(present.to_vec()));
+    vector_list(values, dim, nulls)
+}
+
+/// The `FixedSizeList<Float16, dim>` of checked `values`, with the rows' nulls.
+fn vector_list(
+    values: Vec<f16>,
+    dim: usize,
+    nulls: Option<arrow_buffer::NullBuffer>,
+) -> Result<FixedSizeListArray> {
+    let field = Arc::new(Field::new("item", DataType::Float16, true));
     FixedSizeListArray::try_new(
         field,
         dim as i32,

@@ -13,7 +13,7 @@ use super::summary::{IngestSummary, SkipReason};
 use super::walk::is_at_or_under;
 use super::{IngestOptions, Progress, VectorTiming, HEADER_TOKENS};
 use crate::error::{Error, Result};
-use crate::store::{ChunkEmbedding, ChunkTable, EmbeddedChunk, IndexOptions, WriterLock};
+use crate::store::{lock, ChunkEmbedding, ChunkTable, EmbeddedChunk, IndexOptions, WriterLock};
 use lancet_chunk::{ChunkOptions, Chunker};
 use lancet_udf::{Encoder, Task};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -542,12 +542,6 @@ impl Seen {
             .chain(folders)
             .find_map(|at| self.skipped.get(at).copied())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Looks up vectors the table already has for the group's chunk texts.

@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use crate::search::rerank::{cosine, top_k};
 use crate::search::Filter;
 use crate::store::columns::{column, column_ref};
+use crate::store::rows::chunk_from_row;
 use crate::store::ChunkTable;
-use arrow_array::{Array, Float32Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_array::{Array, Float32Array, RecordBatch, UInt64Array};
 use futures::TryStreamExt;
 use lancedb::query::{ExecutableQuery, QueryBase, Select, VectorQuery};
 use lancedb::DistanceType;
@@ -353,23 +354,22 @@ impl ChunkTable {
     }
 }
 
+/// The hit in row `row` of `batch` (which holds the columns of
+/// [`col::RESULT_COLUMNS`]), with `score`.
 pub(crate) fn hit_from_row(batch: &RecordBatch, row: usize, score: f32) -> Result<SearchHit> {
-    let text = |name: &str| -> Result<String> {
-        Ok(column::<StringArray>(batch, name)?.value(row).to_string())
-    };
-    let symbol = column::<StringArray>(batch, col::SYMBOL)?;
+    let chunk = chunk_from_row(batch, row)?;
     Ok(SearchHit {
-        chunk_id: text(col::CHUNK_ID)?,
-        repo: text(col::REPO)?,
-        path: text(col::PATH)?,
-        language: text(col::LANGUAGE)?,
-        start_line: column::<UInt32Array>(batch, col::START_LINE)?.value(row),
-        end_line: column::<UInt32Array>(batch, col::END_LINE)?.value(row),
-        start_byte: column::<UInt64Array>(batch, col::START_BYTE)?.value(row),
-        end_byte: column::<UInt64Array>(batch, col::END_BYTE)?.value(row),
-        symbol: (!symbol.is_null(row)).then(|| symbol.value(row).to_string()),
-        kind: text(col::KIND)?,
-        text: text(col::TEXT)?,
+        chunk_id: chunk.chunk_id,
+        repo: chunk.repo,
+        path: chunk.path,
+        language: chunk.language,
+        start_line: chunk.start_line,
+        end_line: chunk.end_line,
+        start_byte: chunk.start_byte,
+        end_byte: chunk.end_byte,
+        symbol: chunk.symbol,
+        kind: chunk.kind,
+        text: chunk.text,
         score,
     })
 }

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::store::columns::strings;
+use crate::store::lock;
 use crate::store::predicate::sql_string;
 use crate::store::rows::chunk_from_row;
 use crate::store::{Chunk, ChunkTable, EmbeddedChunk, WriteReport};
@@ -61,12 +62,6 @@ impl fmt::Display for VectorCoverage {
 /// The last coverage counted, by table version.
 #[derive(Default)]
 struct CoverageMemo(std::sync::Mutex<Option<(u64, VectorCoverage)>>);
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A row waiting for its vectors, as the embedding phase orders them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -153,11 +153,7 @@ impl ChunkTable {
     /// The handle's attachment of type `T`, created empty on first use and shared by
     /// every clone of this handle (not by other handles of the same table).
     pub(crate) fn attachment<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
-        let mut slots = self
-            .attachments
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = lock(&self.attachments.0);
         let slot = slots
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Arc::new(T::default()));
@@ -201,4 +197,13 @@ impl ChunkTable {
             .try_collect()
             .await?)
     }
+}
+
+/// Locks `mutex`, also when a thread panicked while holding it: the state it guards
+/// (counters, caches, attachment slots) stays usable, and one failed job must not
+/// poison every later use.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
