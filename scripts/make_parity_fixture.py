@@ -41,6 +41,29 @@ def build_tokenizer() -> Tokenizer:
     return tok
 
 
+def randomise(model) -> None:
+    """Default init leaves norms at 1 and biases at 0: randomise them so parity checks them."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(0.2 * torch.randn_like(p))
+
+
+def last_token_embeddings(model, tokenizer, ids):
+    """The final hidden state at each row's last token, for one right-padded batch."""
+    longest = max(len(i) for i in ids)
+    pad = tokenizer.token_to_id("<|endoftext|>")
+    input_ids = torch.tensor([i + [pad] * (longest - len(i)) for i in ids])
+    mask = torch.tensor([[1] * len(i) + [0] * (longest - len(i)) for i in ids])
+    with torch.no_grad():
+        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return [hidden[b, len(i) - 1].tolist() for b, i in enumerate(ids)]
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(1234)
@@ -59,27 +82,13 @@ def main() -> None:
         torch_dtype="float32",
     )
     model = Qwen2Model(config).eval()
-    with torch.no_grad():
-        # Default init leaves norms at 1 and biases at 0: randomise them so parity checks them.
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn_like(p))
-            else:
-                p.copy_(0.2 * torch.randn_like(p))
+    randomise(model)
     model.save_pretrained(OUT, safe_serialization=True)
     tokenizer = build_tokenizer()
     tokenizer.save(str(OUT / "tokenizer.json"))
 
     ids = [tokenizer.encode(PROMPT + t).ids for t in TEXTS]
-    longest = max(len(i) for i in ids)
-    pad = tokenizer.token_to_id("<|endoftext|>")
-    input_ids = torch.tensor([i + [pad] * (longest - len(i)) for i in ids])
-    mask = torch.tensor([[1] * len(i) + [0] * (longest - len(i)) for i in ids])
-    with torch.no_grad():
-        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    pooled = [hidden[b, len(i) - 1].tolist() for b, i in enumerate(ids)]
+    pooled = last_token_embeddings(model, tokenizer, ids)
     reference = {
         "prompt": PROMPT,
         "texts": TEXTS,

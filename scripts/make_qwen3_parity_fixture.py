@@ -19,9 +19,12 @@ import json
 import pathlib
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from tokenizers.pre_tokenizers import ByteLevel
+from tokenizers import Tokenizer, processors
 from transformers import Qwen3Config, Qwen3Model
+
+# Its own folder is on the path when the script runs: the Qwen2 fixture's helpers.
+from make_parity_fixture import build_tokenizer as build_byte_tokenizer
+from make_parity_fixture import last_token_embeddings, randomise
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen3"
 # Task::Nl2Code.instruction() in udf/src/task.rs.
@@ -36,12 +39,8 @@ DOCUMENTS = [
 
 
 def build_tokenizer() -> Tokenizer:
-    alphabet = sorted(ByteLevel.alphabet())
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(["<|endoftext|>"])
+    """The Qwen2 fixture's byte-level tokenizer, appending <|endoftext|> to every input."""
+    tok = build_byte_tokenizer()
     eos = tok.token_to_id("<|endoftext|>")
     tok.post_processor = processors.TemplateProcessing(
         single="$A <|endoftext|>",
@@ -70,26 +69,14 @@ def main() -> None:
     )
     config._attn_implementation = "eager"
     model = Qwen3Model(config).eval()
-    with torch.no_grad():
-        # Default init leaves norms at 1: randomise them so parity checks them (q/k norms too).
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
-            else:
-                p.copy_(0.2 * torch.randn_like(p))
+    randomise(model)  # the q/k norms too; Qwen3 has no biases
     model.save_pretrained(OUT, safe_serialization=True)
     tokenizer = build_tokenizer()
     tokenizer.save(str(OUT / "tokenizer.json"))
 
     inputs = [QUERY_PREFIX + q for q in QUERIES] + DOCUMENTS
     ids = [tokenizer.encode(t).ids for t in inputs]
-    longest = max(len(i) for i in ids)
-    pad = tokenizer.token_to_id("<|endoftext|>")
-    input_ids = torch.tensor([i + [pad] * (longest - len(i)) for i in ids])
-    mask = torch.tensor([[1] * len(i) + [0] * (longest - len(i)) for i in ids])
-    with torch.no_grad():
-        hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    pooled = [hidden[b, len(i) - 1].tolist() for b, i in enumerate(ids)]
+    pooled = last_token_embeddings(model, tokenizer, ids)
     reference = {
         "query_prefix": QUERY_PREFIX,
         "queries": QUERIES,

@@ -42,6 +42,17 @@ async fn run(
     index_directory(table, encoder, root, &options(vectors), &mut |_| {}).await
 }
 
+/// `root` indexed into `work/reference` with every group committed with its vectors:
+/// what a text-first job must end equal to.
+async fn reference_run(work: &Path, root: &Path) -> (ChunkTable, IngestSummary) {
+    let encoder = Arc::new(HashEncoder::new(64));
+    let table = table_for(&work.join("reference"), &encoder).await;
+    let summary = run(&table, &encoder, root, VectorTiming::WithText)
+        .await
+        .unwrap();
+    (table, summary)
+}
+
 /// `FILES` files of `FUNCTIONS` functions; file `m00` was modified last, `m11` first.
 fn tree(root: &Path) {
     for i in 0..FILES {
@@ -78,16 +89,7 @@ fn a_table_is_searchable_by_text_before_any_vector_and_a_stopped_embedding_resum
     let rt = runtime();
     rt.block_on(async {
         // The reference: every group committed with its vectors.
-        let reference_encoder = Arc::new(HashEncoder::new(64));
-        let reference = table_for(&work.path().join("reference"), &reference_encoder).await;
-        run(
-            &reference,
-            &reference_encoder,
-            &root,
-            VectorTiming::WithText,
-        )
-        .await
-        .unwrap();
+        let (reference, _) = reference_run(work.path(), &root).await;
 
         // Text only: every row, no vector, found by text at once.
         let encoder = Arc::new(HashEncoder::new(64));
@@ -231,16 +233,7 @@ fn text_first_commits_text_then_vectors_and_ends_like_a_job_with_vectors() {
     tree(&root);
     let rt = runtime();
     rt.block_on(async {
-        let reference_encoder = Arc::new(HashEncoder::new(64));
-        let reference = table_for(&work.path().join("reference"), &reference_encoder).await;
-        let inline = run(
-            &reference,
-            &reference_encoder,
-            &root,
-            VectorTiming::WithText,
-        )
-        .await
-        .unwrap();
+        let (reference, inline) = reference_run(work.path(), &root).await;
 
         let encoder = Arc::new(HashEncoder::new(64));
         let table = table_for(&work.path().join("db"), &encoder).await;

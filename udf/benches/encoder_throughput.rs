@@ -21,6 +21,10 @@
 //! token budget, and reports model FLOP utilisation against `--peak-tflops` (989, the
 //! H100/H200 dense bf16 figure, by default).
 
+#[path = "support/args.rs"]
+mod args;
+
+use args::arg;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use lancet_udf::model::{
@@ -55,15 +59,6 @@ pub fn chunk_lengths(n: usize, seed: u64) -> Vec<usize> {
             64 + (state % 449) as usize
         })
         .collect()
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Deterministic token ids: row `r`, position `i`; every row opens with the same prompt.
@@ -135,15 +130,6 @@ fn documents(
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
-}
-
-fn arg_text(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
 }
 
 /// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
@@ -222,7 +208,7 @@ fn fidelity(
 
 fn main() -> Result<()> {
     let chunks = arg("--chunks", 32);
-    let device_spec: DeviceSpec = arg_text("--device", "cpu").parse()?;
+    let device_spec: DeviceSpec = arg("--device", String::from("cpu")).parse()?;
     let at = Placement {
         device: device_spec.open()?,
         dtype: device_spec.default_dtype(),
@@ -230,7 +216,7 @@ fn main() -> Result<()> {
     let budget = arg("--batch-tokens", device_spec.default_batch_tokens());
     let peak_tflops = arg("--peak-tflops", 989) as f64;
     let query_runs = arg("--query-runs", 30);
-    let precision: Precision = arg_text("--precision", "f32").parse()?;
+    let precision: Precision = arg("--precision", String::from("f32")).parse()?;
     let cfg = Qwen2Config::from_json(CONFIG_0_5B, "0.5b")?;
     let weights = RandomWeights::new(0.05, 1);
     let load_started = Instant::now();
@@ -300,7 +286,7 @@ fn main() -> Result<()> {
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     let report = serde_json::json!({
         "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
-        "precision": precision.as_str(), "device": arg_text("--device", "cpu"),
+        "precision": precision.as_str(), "device": arg("--device", String::from("cpu")),
         "dtype": format!("{:?}", at.dtype).to_lowercase(), "threads": threads, "chunks": chunks,
         "tokens": tokens, "batch_tokens": budget, "load_seconds": load_seconds,
         "peak_rss_mb": peak_rss,

@@ -6,18 +6,13 @@
 //! Prints multiply-accumulates per second for each shape (the MLP's up projection and
 //! its down projection at the 0.5B widths).
 
+#[path = "support/args.rs"]
+mod args;
+
+use args::arg;
 use candle_core::{Device, Tensor};
 use lancet_udf::quant::{matmul, matmul_f32, Kernel, Q8Rows};
 use std::time::Instant;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Seconds per run of `f`, the best of `runs` after one warm-up.
 fn time(runs: usize, mut f: impl FnMut()) -> f64 {
