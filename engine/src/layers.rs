@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// What each layer may name after `crate::` (besides itself): the layers below it, the
-/// error type every layer shares, and the test-data generator (compiled only for tests
-/// and benchmarks).
+/// What each layer may name after `crate::` (besides itself): the layers below it, what
+/// every layer shares (the error type, the user's cache folder), and the test-data
+/// generator (compiled only for tests and benchmarks).
 const LAYERS: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("cache", &[]),
@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ingest", &["store", "cache"]),
     ("sql", &["store", "search"]),
 ];
-const SHARED: &[&str] = &["error", "synthetic"];
+const SHARED: &[&str] = &["error", "synthetic", "user_cache_home"];
 
 /// One import that breaks the rule.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]

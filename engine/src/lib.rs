@@ -34,7 +34,19 @@ pub use search::{
     SearchHit, SearchMode, SearchRequest, DEFAULT_EF, MAX_K, MAX_SHORTLIST, RRF_K,
 };
 pub use store::{
-    AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, EmbeddedChunk,
-    IndexOptions, IndexReport, IndexState, IndexUpdate, PendingRow, TableStats, VectorCoverage,
-    WriteReport, WriterLock, DEFAULT_DB_DIR, DEFAULT_TABLE,
+    AnnIndexKind, Chunk, ChunkEmbedding, ChunkTable, Consistency, Database, DatabaseOptions,
+    DbLocation, EmbeddedChunk, IndexOptions, IndexReport, IndexState, IndexUpdate, PendingRow,
+    TableStats, VectorCoverage, WriteReport, WriterLock, DEFAULT_DB_DIR, DEFAULT_TABLE,
 };
+
+/// The user's cache folder, where the layers keep machine-local data (the embedding
+/// cache, an object-store database's local folder):
+/// `$XDG_CACHE_HOME`, else `$HOME/.cache`; `None` when neither is set.
+pub(crate) fn user_cache_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache"))
+        })
+}

@@ -1,6 +1,6 @@
 //! `lancet index PATH`.
 
-use super::locate::{db_for_root, device_count, embedding_cache, load_encoder};
+use super::locate::{db_for_root, device_count, embedding_cache, load_encoder, open_database};
 use super::progress::ProgressReport;
 use super::Args;
 use anyhow::{Context, Result};
@@ -10,11 +10,11 @@ use lancet::engine::ingest::{
     VectorTiming, WalkOptions,
 };
 use lancet::engine::{
-    ChunkTable, Database, Error as EngineError, HotIndexOptions, IndexOptions, TableDims,
+    ChunkTable, DbLocation, Error as EngineError, HotIndexOptions, IndexOptions, TableDims,
     TableMetadata,
 };
 use lancet::udf::{Encoder, EncoderOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,9 +37,10 @@ fn count(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
 /// Arguments of `lancet index` (and of `lancet watch`, which indexes the same way).
 #[derive(Debug, Parser)]
 pub struct IndexArgs {
-    /// Root of the repository to index.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
+    /// Root of the repository to index (several only for a sharded job, each its own
+    /// repository).
+    #[arg(default_value = ".", value_name = "ROOT")]
+    pub paths: Vec<PathBuf>,
     /// Repository name stored with each chunk (default: the folder's name).
     #[arg(long)]
     pub repo: Option<String>,
@@ -105,6 +106,27 @@ pub struct IndexArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Index only shard I of N of the roots' files (a distributed job: N workers, then
+    /// `lancet commit --stage`), into the staging location `--stage`; the table is
+    /// only read.
+    #[arg(long, value_name = "I/N", requires = "stage")]
+    pub shard: Option<String>,
+    /// Staging location of a sharded job (a folder or an object-store URI).
+    #[arg(long, value_name = "PATH|URI", requires = "shard")]
+    pub stage: Option<String>,
+}
+
+impl IndexArgs {
+    /// The root of a job that is not sharded.
+    pub fn single_root(&self) -> Result<&Path> {
+        match self.paths.as_slice() {
+            [one] => Ok(one),
+            _ => anyhow::bail!(
+                "several roots make a sharded job (--shard I/N --stage PATH|URI); \
+                 otherwise index one root at a time"
+            ),
+        }
+    }
 }
 
 /// `--vectors`: when rows get their vectors.
@@ -132,8 +154,8 @@ impl From<Vectors> for VectorTiming {
 pub struct Job {
     /// Repository root (canonical).
     pub root: PathBuf,
-    /// Database folder.
-    pub db_path: PathBuf,
+    /// The database.
+    pub db_location: DbLocation,
     /// The model.
     pub encoder: Arc<dyn Encoder>,
     /// The table, created when missing.
@@ -142,17 +164,17 @@ pub struct Job {
     pub options: IngestOptions,
 }
 
-/// Loads the model and opens (or creates) the table for indexing `a.path`.
+/// Loads the model and opens (or creates) the table for indexing `a`'s root.
 pub async fn prepare(args: &Args, a: &IndexArgs) -> Result<Job> {
     let Setup {
         root,
-        db_path,
+        db_location,
         encoder,
         mut options,
     } = setup(args, a)?;
-    let db = Database::open_with(&db_path, args.consistency).await?;
+    let db = open_database(args, db_location.clone()).await?;
     // The folder exists now: the walk (and a watcher) must know it by its real path.
-    options.exclude = db_path.canonicalize().ok();
+    options.exclude = local_folder(&db_location);
     let model_dim = encoder.identity().dim;
     let dims = TableDims {
         full: a.full_dims.min(model_dim),
@@ -162,7 +184,7 @@ pub async fn prepare(args: &Args, a: &IndexArgs) -> Result<Job> {
     let table = db.open_or_create_table(&args.table, metadata).await?;
     Ok(Job {
         root,
-        db_path,
+        db_location,
         encoder,
         table,
         options,
@@ -172,29 +194,58 @@ pub async fn prepare(args: &Args, a: &IndexArgs) -> Result<Job> {
 /// A job's settings and model, before any table is touched.
 struct Setup {
     root: PathBuf,
-    db_path: PathBuf,
+    db_location: DbLocation,
     encoder: Arc<dyn Encoder>,
     options: IngestOptions,
 }
 
+/// The database's folder, when it is one on this machine (the walk skips it).
+pub fn local_folder(location: &DbLocation) -> Option<PathBuf> {
+    location.folder()?.canonicalize().ok()
+}
+
 fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
-    let root = a
-        .path
-        .canonicalize()
-        .with_context(|| format!("cannot index {}", a.path.display()))?;
-    let mut languages = LanguageMap::default();
-    for mapping in &a.extensions {
-        languages.add_mapping(mapping).map_err(anyhow::Error::msg)?;
-    }
-    let encoder = load_encoder(
+    let root = canonical_root(a.single_root()?)?;
+    let encoder = index_encoder(args, a)?;
+    let db_location = db_for_root(args, &root);
+    let options = ingest_options(args, a, &root, &db_location)?;
+    Ok(Setup {
+        root,
+        db_location,
+        encoder,
+        options,
+    })
+}
+
+/// `path`, canonical, or why it cannot be indexed.
+pub fn canonical_root(path: &Path) -> Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("cannot index {}", path.display()))
+}
+
+/// The model an indexing job loads.
+pub fn index_encoder(args: &Args, a: &IndexArgs) -> Result<Arc<dyn Encoder>> {
+    load_encoder(
         args,
         EncoderOptions {
             max_document_tokens: a.chunk_tokens + 64,
             ..EncoderOptions::default()
         },
-    )?;
-    let db_path = db_for_root(args, &root);
-    let options = IngestOptions {
+    )
+}
+
+/// How the command line says `root` is indexed into the database at `db_location`.
+pub fn ingest_options(
+    args: &Args,
+    a: &IndexArgs,
+    root: &Path,
+    db_location: &DbLocation,
+) -> Result<IngestOptions> {
+    let mut languages = LanguageMap::default();
+    for mapping in &a.extensions {
+        languages.add_mapping(mapping).map_err(anyhow::Error::msg)?;
+    }
+    Ok(IngestOptions {
         repo: a.repo.clone().unwrap_or_else(|| {
             root.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -209,6 +260,7 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
             follow_symlinks: a.follow_symlinks,
             languages,
             only: Vec::new(),
+            shard: None,
         },
         chunk_tokens: a.chunk_tokens,
         syntax: !a.no_syntax,
@@ -217,16 +269,10 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
         commit_chunks: a.commit_chunks,
         // Each device gets a batch of its own per call.
         embed_batch: IngestOptions::default().embed_batch * device_count(args),
-        exclude: db_path.canonicalize().ok(),
+        exclude: local_folder(db_location),
         allow_remove_all: a.allow_remove_all,
         cache: embedding_cache(args),
         vectors: a.vectors.into(),
-    };
-    Ok(Setup {
-        root,
-        db_path,
-        encoder,
-        options,
     })
 }
 
@@ -235,12 +281,13 @@ fn setup(args: &Args, a: &IndexArgs) -> Result<Setup> {
 async fn dry_run(args: &Args, a: &IndexArgs) -> Result<()> {
     let Setup {
         root,
-        db_path,
+        db_location,
         encoder,
         options,
     } = setup(args, a)?;
-    let table = if db_path.is_dir() {
-        let db = Database::open_with(&db_path, args.consistency).await?;
+    // An object store is looked at; a folder that does not exist is not created.
+    let table = if db_location.folder().is_none_or(|folder| folder.is_dir()) {
+        let db = open_database(args, db_location).await?;
         match db.open_table(&args.table).await {
             Ok(table) => Some(table),
             Err(EngineError::TableNotFound { .. }) => None,
@@ -319,11 +366,17 @@ fn human_duration(seconds: f64) -> String {
 
 pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
     if a.dry_run {
+        if a.shard.is_some() {
+            anyhow::bail!("--dry-run plans a whole tree; leave out --shard");
+        }
         return dry_run(args, a).await;
+    }
+    if let (Some(shard), Some(stage)) = (&a.shard, &a.stage) {
+        return super::shard::index(args, a, shard, stage).await;
     }
     let Job {
         root,
-        db_path,
+        db_location,
         encoder,
         table,
         options,
@@ -347,7 +400,7 @@ pub async fn run(args: &Args, a: &IndexArgs) -> Result<()> {
         outln!(
             "table `{}` in {}: ANN index {}",
             table.name(),
-            db_path.display(),
+            db_location,
             if report.ann_ready {
                 "ready"
             } else {

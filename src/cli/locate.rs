@@ -4,32 +4,36 @@ use super::Args;
 use anyhow::{anyhow, Context, Result};
 use lancet::engine::cache::{default_cache_dir, EmbeddingCache};
 use lancet::engine::ingest::{changed_files, Freshness, IngestOptions, WalkOptions};
-use lancet::engine::{ChunkTable, Database, DEFAULT_DB_DIR};
+use lancet::engine::{ChunkTable, Database, DatabaseOptions, DbLocation, DEFAULT_DB_DIR};
 use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The database of an index job over `root`: `--db`, else `root/.lancet`.
-pub fn db_for_root(args: &Args, root: &Path) -> PathBuf {
-    args.db.clone().unwrap_or_else(|| root.join(DEFAULT_DB_DIR))
+pub fn db_for_root(args: &Args, root: &Path) -> DbLocation {
+    match &args.db {
+        Some(db) => DbLocation::parse(db),
+        None => DbLocation::Folder(root.join(DEFAULT_DB_DIR)),
+    }
 }
 
 /// The database of a query: `--db`, else the nearest `.lancet` above the current folder.
-pub fn existing_db(args: &Args) -> Result<PathBuf> {
+pub fn existing_db(args: &Args) -> Result<DbLocation> {
     if let Some(db) = &args.db {
-        if !db.is_dir() {
+        let location = DbLocation::parse(db);
+        // An object store's database is found (or not) when it is opened.
+        if location.folder().is_some_and(|folder| !folder.is_dir()) {
             return Err(anyhow!(
-                "no database at {}; create one with `lancet index PATH --db {}`",
-                db.display(),
-                db.display()
+                "no database at {db}; create one with `lancet index PATH --db {db}`"
             ));
         }
-        return Ok(db.clone());
+        return Ok(location);
     }
     let cwd = std::env::current_dir().context("current directory")?;
     cwd.ancestors()
         .map(|dir| dir.join(DEFAULT_DB_DIR))
         .find(|candidate| candidate.is_dir())
+        .map(DbLocation::Folder)
         .ok_or_else(|| {
             anyhow!(
                 "no {DEFAULT_DB_DIR} database in {} or above; run `lancet index PATH` first \
@@ -39,9 +43,37 @@ pub fn existing_db(args: &Args) -> Result<PathBuf> {
         })
 }
 
+/// How `--consistency` and `--storage-option` say a database is opened.
+pub fn database_options(args: &Args) -> Result<DatabaseOptions> {
+    let storage_options = args
+        .storage_options
+        .iter()
+        .map(|option| {
+            option
+                .split_once('=')
+                .filter(|(key, _)| !key.trim().is_empty())
+                .map(|(key, value)| (key.trim().to_string(), value.to_string()))
+                .ok_or_else(|| anyhow!("--storage-option `{option}`: expected KEY=VALUE"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(DatabaseOptions {
+        consistency: args.consistency,
+        storage_options,
+        local_dir: None,
+    })
+}
+
+/// Opens the database at `location` with the command line's options.
+pub async fn open_database(args: &Args, location: DbLocation) -> Result<Database> {
+    let shown = location.to_string();
+    Database::connect(location, database_options(args)?)
+        .await
+        .with_context(|| format!("opening the database at {shown}"))
+}
+
 /// Opens the query's table.
 pub async fn open_table(args: &Args) -> Result<ChunkTable> {
-    let db = Database::open_with(existing_db(args)?, args.consistency).await?;
+    let db = open_database(args, existing_db(args)?).await?;
     Ok(db.open_table(&args.table).await?)
 }
 
@@ -79,7 +111,7 @@ pub fn device_count(args: &Args) -> usize {
 /// repository name `lancet index` gives it. `None` for a database elsewhere (`--db`),
 /// whose tree is not known.
 pub fn indexed_root(args: &Args) -> Option<(PathBuf, String)> {
-    let db = existing_db(args).ok()?.canonicalize().ok()?;
+    let db = existing_db(args).ok()?.folder()?.canonicalize().ok()?;
     if db.file_name()? != DEFAULT_DB_DIR {
         return None;
     }

@@ -26,6 +26,7 @@ mod mcp;
 mod output;
 mod progress;
 mod search;
+mod shard;
 mod sql;
 mod status;
 mod watch;
@@ -52,10 +53,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 #[derive(Debug, Parser)]
 #[command(name = "lancet", version, about)]
 pub struct Args {
-    /// Database folder (default: `.lancet` in the indexed root; for other commands, the
+    /// Database: a folder, or an object-store URI (`s3://bucket/path`, `s3+ddb://`,
+    /// `gs://`, `az://`) (default: `.lancet` in the indexed root; for other commands, the
     /// nearest `.lancet` above the current folder).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    #[arg(long, global = true, env = "LANCET_DB", value_name = "PATH|URI")]
+    pub db: Option<String>,
+    /// Object-store setting, repeatable: `region=us-east-1`, `endpoint=http://host:9000`,
+    /// `allow_http=true`, `aws_access_key_id=...` (the environment's `AWS_*`,
+    /// `GOOGLE_*` and `AZURE_*` variables apply too).
+    #[arg(long = "storage-option", global = true, value_name = "KEY=VALUE")]
+    pub storage_options: Vec<String>,
     /// Embedding model: a local directory in the Hugging Face layout, or a hub id.
     #[arg(long, global = true, env = "LANCET_MODEL", default_value = lancet::udf::DEFAULT_MODEL)]
     pub model: String,
@@ -104,6 +111,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Compact the table, fold new rows into its indexes and build due indexes.
     Optimize,
+    /// Commit the shards of a distributed job (`index --shard I/N --stage URI`) into the
+    /// table in one atomic commit.
+    Commit(shard::CommitArgs),
     /// Print the embedding of each text as a JSON array.
     Embed(embed::EmbedArgs),
     /// Run SQL over the database (embed, vector_search, fts, hybrid_search).
@@ -127,6 +137,7 @@ pub fn run(args: Args) -> Result<()> {
             Command::Search(a) => search::run(&args, a).await,
             Command::Status(a) => status::run(&args, a).await,
             Command::Optimize => status::optimize(&args).await,
+            Command::Commit(a) => shard::commit(&args, a).await,
             Command::Embed(a) => embed::run(&args, a),
             Command::Sql(a) => sql::run(&args, a).await,
             Command::Watch(a) => watch::run(&args, a).await,

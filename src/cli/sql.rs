@@ -1,7 +1,7 @@
 //! `lancet sql [QUERY]`: SQL over the database, with embed(), vector_search(), fts() and
 //! hybrid_search(). Without a query, an interactive shell reads statements ending in `;`.
 
-use super::locate::{existing_db, indexed_root, load_encoder};
+use super::locate::{existing_db, indexed_root, load_encoder, open_database};
 use super::Args;
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -9,7 +9,6 @@ use lancet::engine::datafusion::arrow::csv::WriterBuilder;
 use lancet::engine::datafusion::arrow::json::ArrayWriter;
 use lancet::engine::datafusion::arrow::util::pretty::pretty_format_batches;
 use lancet::engine::sql::{Session, SourceTree};
-use lancet::engine::Database;
 use lancet::udf::{Encoder, EncoderOptions};
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ pub struct SqlArgs {
 }
 
 pub async fn run(args: &Args, a: &SqlArgs) -> Result<()> {
-    let db = Database::open_with(existing_db(args)?, args.consistency).await?;
+    let db = open_database(args, existing_db(args)?).await?;
     let encoder: Option<Arc<dyn Encoder>> = if a.no_model {
         None
     } else {

@@ -20,12 +20,15 @@ pub struct WatchArgs {
 }
 
 pub async fn run(args: &Args, a: &WatchArgs) -> Result<()> {
+    if a.index.shard.is_some() {
+        anyhow::bail!("--shard belongs to `lancet index`: a watcher keeps a whole tree current");
+    }
     if a.index.dry_run {
         anyhow::bail!("--dry-run belongs to `lancet index`: a watcher writes as files change");
     }
     let Job {
         root,
-        db_path,
+        db_location,
         encoder,
         table,
         options,
@@ -38,7 +41,7 @@ pub async fn run(args: &Args, a: &WatchArgs) -> Result<()> {
     errln!(
         "lancet watch: keeping {} current in {} (stop with Ctrl-C)",
         root.display(),
-        db_path.display()
+        db_location
     );
     let mut on_event = |event: WatchEvent<'_>| {
         let line = match event {

@@ -11,6 +11,7 @@ mod ingest;
 mod mcp;
 #[cfg(target_os = "linux")]
 mod permissions;
+mod scale_out;
 mod search;
 mod sql;
 mod store;

@@ -15,6 +15,8 @@ mod pipeline;
 mod plan;
 mod priority;
 mod scan;
+mod shard;
+mod stage;
 mod summary;
 mod walk;
 mod watch;
@@ -25,6 +27,10 @@ pub use language::LanguageMap;
 pub use pending::{chunk_rows, embedded_text, EncoderTokens, PendingChunk};
 pub use plan::{calibrate, plan_directory, Calibration, IngestPlan};
 pub use scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
+pub use shard::Shard;
+pub use stage::{
+    commit_stage, index_shard, ShardInput, ShardManifest, Stage, StageCommit, JOB_PROPERTY,
+};
 pub use summary::{IngestSummary, SkipReason};
 pub use walk::{read_source, walk, Candidate, SourceFile, WalkItem, WalkOptions};
 pub use watch::{watch_directory, WatchEvent, WatchOptions};

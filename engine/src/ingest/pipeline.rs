@@ -9,6 +9,7 @@
 use super::machine_cache::MachineCache;
 use super::pending::{embedded_text, EncoderTokens, PendingChunk};
 use super::scan::{scan, ChunkedFile, FileOutcome, ScanEvent, ScanOptions};
+use super::stage::ShardWriter;
 use super::summary::{IngestSummary, SkipReason};
 use super::walk::is_at_or_under;
 use super::{IngestOptions, Progress, VectorTiming, HEADER_TOKENS};
@@ -114,6 +115,34 @@ pub(super) async fn run_locked(
     progress: &mut Progress<'_>,
     _writer: &WriterLock,
 ) -> Result<IngestSummary> {
+    run_into(table, encoder, root, options, progress, None).await
+}
+
+/// [`run`] for one shard of a distributed job: what it would commit to `table` goes to
+/// `staged` instead, with its vectors, and `table` is only read.
+pub(super) async fn run_staged(
+    table: &ChunkTable,
+    encoder: Arc<dyn Encoder>,
+    root: &Path,
+    options: &IngestOptions,
+    progress: &mut Progress<'_>,
+    staged: &ShardWriter,
+) -> Result<IngestSummary> {
+    let options = IngestOptions {
+        vectors: VectorTiming::WithText,
+        ..options.clone()
+    };
+    run_into(table, encoder, root, &options, progress, Some(staged)).await
+}
+
+async fn run_into(
+    table: &ChunkTable,
+    encoder: Arc<dyn Encoder>,
+    root: &Path,
+    options: &IngestOptions,
+    progress: &mut Progress<'_>,
+    staged: Option<&ShardWriter>,
+) -> Result<IngestSummary> {
     table.check_encoder(encoder.identity())?;
     if !root.is_dir() {
         return Err(Error::Io {
@@ -140,8 +169,10 @@ pub(super) async fn run_locked(
         summary: &summary,
         report: &report,
         commit_chunks: options.commit_chunks.max(1),
-        numerics_recorded: false,
+        // A shard does not write the table: the commit of the staged rows does.
+        numerics_recorded: staged.is_some(),
         committed: false,
+        staged,
     };
     let stage = EncodeStage {
         encoder: encoder.clone(),
@@ -166,9 +197,11 @@ pub(super) async fn run_locked(
     // Rows left without vectors, by this job or by an earlier one that was stopped, are
     // embedded now, unless the job leaves them for later. A run limited to some paths
     // (a watcher's burst) that embeds inline leaves the rest of the table alone.
-    let whole_tree = options.walk.only.is_empty();
-    let fills = timing == VectorTiming::AfterText
-        || (timing == VectorTiming::WithText && whole_tree && table.accepts_pending_rows());
+    let whole_tree = !options.walk.is_partial();
+    // A shard leaves them to a whole-tree run: it stages files, not vector updates.
+    let fills = staged.is_none()
+        && (timing == VectorTiming::AfterText
+            || (timing == VectorTiming::WithText && whole_tree && table.accepts_pending_rows()));
     if fills {
         stage.defer = false;
         (stage, writer) = fill_phase(root, options, stage, writer).await?;
@@ -455,7 +488,7 @@ pub(super) fn vanished(
         .cloned()
         .collect();
     gone.sort();
-    let whole_tree = options.walk.only.is_empty();
+    let whole_tree = !options.walk.is_partial();
     if whole_tree && !options.allow_remove_all && !gone.is_empty() && gone.len() == known.len() {
         refuse_to_remove_all(&gone, seen, &options.repo)?;
     }
@@ -754,6 +787,8 @@ struct Writer<'a> {
     numerics_recorded: bool,
     /// Whether anything was committed.
     committed: bool,
+    /// Where a shard's groups go instead of the table.
+    staged: Option<&'a ShardWriter>,
 }
 
 impl Writer<'_> {
@@ -771,9 +806,14 @@ impl Writer<'_> {
             }
         }
         let removed = job.removed.len();
-        let report = match job.kind {
-            CommitKind::Vectors => table.fill_vectors(&job.rows).await?,
-            CommitKind::Files => {
+        let report = match (job.kind, self.staged) {
+            (CommitKind::Files, Some(staged)) => {
+                staged
+                    .add(self.repo, job.scope, job.removed, &job.rows)
+                    .await?
+            }
+            (CommitKind::Vectors, _) => table.fill_vectors(&job.rows).await?,
+            (CommitKind::Files, None) => {
                 let all_new = job.removed.is_empty()
                     && job.scope.iter().all(|path| !self.known.contains_key(path));
                 if all_new {

@@ -2,6 +2,7 @@
 //! symlinks not followed, and each file classified as indexable or skipped with a reason.
 
 use super::language::LanguageMap;
+use super::shard::Shard;
 use super::summary::SkipReason;
 use crate::store::content_hash;
 use ignore::WalkBuilder;
@@ -61,6 +62,8 @@ pub struct WalkOptions {
     /// Limit the walk to these files and folders, relative to the root and
     /// `/`-separated (empty: the whole root). Ignore rules still apply from the root down.
     pub only: Vec<String>,
+    /// Limit the walk to one shard's share of the files (`None`: all of them).
+    pub shard: Option<Shard>,
 }
 
 impl Default for WalkOptions {
@@ -74,6 +77,7 @@ impl Default for WalkOptions {
             follow_symlinks: false,
             languages: LanguageMap::default(),
             only: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -81,7 +85,34 @@ impl Default for WalkOptions {
 impl WalkOptions {
     /// Whether a file at `rel_path` (relative, `/`-separated) is inside the walk's scope.
     pub fn covers(&self, rel_path: &str) -> bool {
-        in_scope(&self.only, rel_path, false)
+        self.scope().contains(rel_path, false)
+    }
+
+    /// Whether the walk covers only part of the tree (some paths, or a shard's share).
+    pub fn is_partial(&self) -> bool {
+        !self.only.is_empty() || self.shard.is_some()
+    }
+
+    fn scope(&self) -> Scope {
+        Scope {
+            only: self.only.clone(),
+            shard: self.shard.clone(),
+        }
+    }
+}
+
+/// Which entries a walk covers: those inside `only`'s paths and, of the files, the
+/// shard's share (every folder may hold some of it).
+#[derive(Debug, Clone)]
+struct Scope {
+    only: Vec<String>,
+    shard: Option<Shard>,
+}
+
+impl Scope {
+    fn contains(&self, rel: &str, is_dir: bool) -> bool {
+        in_scope(&self.only, rel, is_dir)
+            && (is_dir || self.shard.as_ref().is_none_or(|shard| shard.owns(rel)))
     }
 }
 
@@ -164,9 +195,9 @@ pub fn walk<'a>(
         move |path: &Path| exclude.iter().any(|folder| folder == path)
     };
     let scoped = {
-        let (root, only) = (root.to_path_buf(), options.only.clone());
+        let (root, scope) = (root.to_path_buf(), options.scope());
         move |path: &Path, is_dir: bool| {
-            relative_str(&root, path).is_none_or(|rel| in_scope(&only, &rel, is_dir))
+            relative_str(&root, path).is_none_or(|rel| scope.contains(&rel, is_dir))
         }
     };
     let walker = WalkBuilder::new(root)
@@ -188,7 +219,7 @@ pub fn walk<'a>(
     let mut unlisted = Unlisted {
         exclude,
         root: root.to_path_buf(),
-        only: options.only.clone(),
+        scope: options.scope(),
         include_hidden: options.include_hidden,
         pending: BTreeSet::new(),
     };
@@ -252,7 +283,7 @@ struct Unlisted {
     exclude: Vec<PathBuf>,
     root: PathBuf,
     /// The walk's scope: entries outside it are not expected.
-    only: Vec<String>,
+    scope: Scope,
     include_hidden: bool,
     pending: BTreeSet<PathBuf>,
 }
@@ -285,8 +316,8 @@ impl Unlisted {
             let path = child.path();
             let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
             let is_git = child.file_name() == ".git" && is_dir;
-            let in_scope = relative_str(&self.root, &path)
-                .is_none_or(|rel| in_scope(&self.only, &rel, is_dir));
+            let in_scope =
+                relative_str(&self.root, &path).is_none_or(|rel| self.scope.contains(&rel, is_dir));
             if !is_git && in_scope && !self.exclude.contains(&path) {
                 self.pending.insert(path);
             }

@@ -1,7 +1,8 @@
-//! [`Database`]: a folder of Lance tables, opened, created and dropped by name.
+//! [`Database`]: a set of Lance tables in a folder or on an object store, opened,
+//! created and dropped by name.
 
 use crate::error::{Error, Result};
-use crate::store::ChunkTable;
+use crate::store::{ChunkTable, DbLocation};
 use lancedb::Connection;
 use lancet_schemas::{chunk_schema, TableMetadata};
 use std::path::{Path, PathBuf};
@@ -73,11 +74,29 @@ impl std::str::FromStr for Consistency {
     }
 }
 
-/// A folder of Lance tables.
+/// How a [`Database`] is opened, beyond its location.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseOptions {
+    /// How soon table handles see other processes' commits.
+    pub consistency: Consistency,
+    /// Object-store settings (`region`, `endpoint`, `allow_http`, `aws_access_key_id`,
+    /// `client_max_retries`, ...: the keys Lance takes), on top of those the environment
+    /// gives (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Ignored by a local database.
+    pub storage_options: Vec<(String, String)>,
+    /// Folder on this machine for what is derived from an object-store database's
+    /// tables (hot indexes, writer locks); default:
+    /// [`DbLocation::default_local_dir`]. A local database keeps them beside its tables.
+    pub local_dir: Option<PathBuf>,
+}
+
+/// A set of Lance tables in a folder or under an object-store URI.
 #[derive(Clone)]
 pub struct Database {
     connection: Connection,
-    location: PathBuf,
+    location: DbLocation,
+    /// Where derived data and writer locks live (`None`: nowhere, neither is kept).
+    local_dir: Option<PathBuf>,
+    storage_options: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Database {
@@ -89,45 +108,92 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens the database at `location`, creating the folder if needed, with the
-    /// default [`Consistency`] (other processes' commits seen within 5 seconds).
+    /// Opens the database at `location` (a folder, created if needed, or an object-store
+    /// URI such as `s3://bucket/db`; see [`DbLocation`]), with the default
+    /// [`Consistency`] (other processes' commits seen within 5 seconds).
     ///
     /// Tables created through it get stable row ids, so that row ids survive compaction.
-    pub async fn open(location: impl AsRef<Path>) -> Result<Self> {
+    pub async fn open(location: impl Into<DbLocation>) -> Result<Self> {
         Self::open_with(location, Consistency::default()).await
     }
 
     /// [`Database::open`] with the given bound on how stale a table handle may read.
-    pub async fn open_with(location: impl AsRef<Path>, consistency: Consistency) -> Result<Self> {
-        let location = location.as_ref().to_path_buf();
-        std::fs::create_dir_all(&location).map_err(|source| Error::Io {
-            path: location.display().to_string(),
-            source,
-        })?;
-        let uri = location.to_str().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "database path {} is not valid UTF-8",
-                location.display()
-            ))
-        })?;
-        let interval = match consistency {
+    pub async fn open_with(
+        location: impl Into<DbLocation>,
+        consistency: Consistency,
+    ) -> Result<Self> {
+        Self::connect(
+            location,
+            DatabaseOptions {
+                consistency,
+                ..DatabaseOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Database::open`] with every option.
+    pub async fn connect(
+        location: impl Into<DbLocation>,
+        options: DatabaseOptions,
+    ) -> Result<Self> {
+        let location = location.into();
+        let (uri, local_dir) = match &location {
+            DbLocation::Folder(folder) => {
+                std::fs::create_dir_all(folder).map_err(|source| Error::Io {
+                    path: folder.display().to_string(),
+                    source,
+                })?;
+                let uri = folder.to_str().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "database path {} is not valid UTF-8",
+                        folder.display()
+                    ))
+                })?;
+                (uri.to_string(), Some(folder.clone()))
+            }
+            DbLocation::ObjectStore(uri) => {
+                let local_dir = options
+                    .local_dir
+                    .clone()
+                    .or_else(|| location.default_local_dir());
+                if let Some(dir) = &local_dir {
+                    create_dir(dir)?;
+                }
+                (uri.clone(), local_dir)
+            }
+        };
+        let interval = match options.consistency {
             Consistency::Strong => Duration::ZERO,
             Consistency::Eventual(interval) => interval,
         };
-        let connection = lancedb::connect(uri)
+        let storage_options = if location.is_object_store() {
+            options.storage_options.clone()
+        } else {
+            Vec::new()
+        };
+        let connection = lancedb::connect(&uri)
             .storage_option("new_table_enable_stable_row_ids", "true")
+            .storage_options(storage_options.iter().cloned())
             .read_consistency_interval(interval)
             .execute()
             .await?;
         Ok(Database {
             connection,
             location,
+            local_dir,
+            storage_options,
         })
     }
 
     /// Where the database lives.
-    pub fn location(&self) -> &Path {
+    pub fn location(&self) -> &DbLocation {
         &self.location
+    }
+
+    /// The object-store settings it was opened with (empty for a local database).
+    pub fn storage_options(&self) -> &[(String, String)] {
+        &self.storage_options
     }
 
     /// The LanceDB connection, for what this API does not cover.
@@ -149,7 +215,7 @@ impl Database {
         if !names.iter().any(|n| n == name) {
             return Err(Error::TableNotFound {
                 name: name.to_string(),
-                db: self.location.display().to_string(),
+                db: self.location.to_string(),
                 available: if names.is_empty() {
                     "none".to_string()
                 } else {
@@ -158,7 +224,7 @@ impl Database {
             });
         }
         let table = self.connection.open_table(name).execute().await?;
-        ChunkTable::from_lance(table, Some(self.derived_dir(name))).await
+        ChunkTable::from_lance(table, self.derived_dir(name)).await
     }
 
     /// Creates an empty chunk table recording `metadata`.
@@ -170,7 +236,7 @@ impl Database {
         let mut schema_metadata = schema.metadata().clone();
         schema_metadata.insert(
             super::table::CREATION_ID_KEY.to_string(),
-            super::table::new_creation_id(),
+            super::table::random_id(),
         );
         let schema = Arc::new(schema.with_metadata(schema_metadata));
         let table = self
@@ -179,8 +245,10 @@ impl Database {
             .execute()
             .await?;
         // Data derived from an earlier table of the same name describes other rows.
-        remove_dir_if_present(&self.derived_dir(name))?;
-        ChunkTable::from_lance(table, Some(self.derived_dir(name))).await
+        if let Some(dir) = self.derived_dir(name) {
+            remove_dir_if_present(&dir)?;
+        }
+        ChunkTable::from_lance(table, self.derived_dir(name)).await
     }
 
     /// Opens `name` if it exists (checking it was built with `metadata`'s model and
@@ -195,20 +263,43 @@ impl Database {
             // table would otherwise both create it, and Lance lets the second creation
             // land as an overwrite on top of the first (whose writer then fails).
             // A lock held elsewhere means another process is creating or writing it.
-            let (_guard, locked) = super::writer_lock::open_and_try_lock(
-                &super::writer_lock::lock_path(&self.location, name),
-            )?;
+            // On an object store the lock only serialises this machine's processes;
+            // across machines, Lance's conditional put lets one creation win and the
+            // others fail, and they then open the winner's table.
+            let (_guard, locked) = match &self.local_dir {
+                Some(dir) => {
+                    create_dir(dir)?;
+                    let (file, locked) = super::writer_lock::open_and_try_lock(
+                        &super::writer_lock::lock_path(dir, name),
+                    )?;
+                    (Some(file), locked)
+                }
+                None => (None, true),
+            };
             if locked {
                 match self.create_table(name, metadata.clone()).await {
                     Ok(table) => return Ok(table),
                     // Another process created it since the check: use theirs, checked below.
                     Err(Error::TableExists(_))
                     | Err(Error::Lance(lancedb::Error::TableAlreadyExists { .. })) => {}
+                    Err(e) if self.location.is_object_store() => {
+                        if let Ok(table) = self.open_table(name).await {
+                            tracing::debug!("table `{name}` was created elsewhere first: {e}");
+                            return Self::checked(table, &metadata);
+                        }
+                        return Err(e);
+                    }
                     Err(e) => return Err(e),
                 }
             }
         }
         let table = self.open_table_being_created(name).await?;
+        Self::checked(table, &metadata)
+    }
+
+    /// `table`, if it was built with `metadata`'s model and widths.
+    fn checked(table: ChunkTable, metadata: &TableMetadata) -> Result<ChunkTable> {
+        let name = table.name().to_string();
         table.check_encoder(&metadata.model)?;
         if table.metadata().dims != metadata.dims {
             return Err(Error::InvalidArgument(format!(
@@ -245,14 +336,25 @@ impl Database {
     /// Deletes a table and its files, the data derived from it (its hot index) included.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         self.connection.drop_table(name, &[]).await?;
-        remove_dir_if_present(&self.derived_dir(name))
+        match self.derived_dir(name) {
+            Some(dir) => remove_dir_if_present(&dir),
+            None => Ok(()),
+        }
     }
 
-    /// Folder of the data derived from table `name`, beside the table's own folder (the
-    /// name predates the folder holding anything but the hot index).
-    fn derived_dir(&self, name: &str) -> PathBuf {
-        self.location.join(format!("{name}.hot"))
+    /// Folder of the data derived from table `name`: beside the table's own folder, or in
+    /// the local folder of an object-store database (the name predates the folder
+    /// holding anything but the hot index).
+    fn derived_dir(&self, name: &str) -> Option<PathBuf> {
+        Some(self.local_dir.as_ref()?.join(format!("{name}.hot")))
     }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    })
 }
 
 /// Removes `dir` and everything in it; a folder already gone is not an error.

@@ -48,8 +48,9 @@ impl std::fmt::Debug for ChunkTable {
 /// Schema metadata key of the random id a table is given when Lancet creates it.
 pub(super) const CREATION_ID_KEY: &str = "lancet.creation_id";
 
-/// A fresh creation id: 128 bits from the clock, the process and a counter, hashed.
-pub(super) fn new_creation_id() -> String {
+/// A fresh random id (a table's creation id, a shard run's id): 128 bits from the clock,
+/// the process and a counter, hashed.
+pub(crate) fn random_id() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

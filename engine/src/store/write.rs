@@ -161,7 +161,7 @@ impl ChunkTable {
 }
 
 /// `(repo = 'a' AND path IN ('x', 'y')) OR ...`, grouped by repository.
-fn files_predicate(files: &[(String, String)]) -> String {
+pub(super) fn files_predicate(files: &[(String, String)]) -> String {
     let mut by_repo: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (repo, path) in files {
         by_repo.entry(repo).or_default().push(path);

@@ -1,5 +1,6 @@
 //! One ingestion at a time per table, across processes: an advisory lock (`flock`) on
-//! `<db>/<table>.lock`. The kernel releases it when the holder exits, killed or not, so a
+//! `<db>/<table>.lock` (for a database on an object store, in its local folder: there it
+//! serialises this machine's writers only). The kernel releases it when the holder exits, killed or not, so a
 //! crash never leaves a stale lock behind. With it held, a job may append the rows of
 //! files the table did not hold when the job started: no other Lancet job can have
 //! written them since.
@@ -69,6 +70,10 @@ pub(super) fn open_and_try_lock(path: &std::path::Path) -> Result<(File, bool)> 
         path: path.display().to_string(),
         source,
     };
+    // An object-store database's local folder may not exist yet.
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

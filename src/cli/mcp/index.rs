@@ -30,7 +30,7 @@ pub async fn status(shared: &Shared) -> Result<StatusAnswer, String> {
     let job = shared.job.lock().map(|j| j.snapshot()).unwrap_or_default();
     let mut answer = StatusAnswer {
         root: shared.root.display().to_string(),
-        database: shared.db_path.display().to_string(),
+        database: shared.db_location.to_string(),
         indexed: false,
         rows: 0,
         files: 0,
@@ -55,7 +55,7 @@ pub async fn status(shared: &Shared) -> Result<StatusAnswer, String> {
     let known = shared.file_hashes(&table).await?;
     let root = shared.root.clone();
     let exclude = IngestOptions {
-        exclude: shared.db_path.canonicalize().ok(),
+        exclude: crate::cli::index::local_folder(&shared.db_location),
         cache: shared.cache.clone(),
         ..IngestOptions::default()
     }
@@ -214,7 +214,7 @@ fn outside(given: &str, root: &Path) -> String {
 }
 
 pub async fn open_or_create(shared: &Shared, encoder: &dyn Encoder) -> Result<ChunkTable, String> {
-    let db = Database::open_with(&shared.db_path, shared.consistency())
+    let db = Database::connect(shared.db_location.clone(), shared.db_options().clone())
         .await
         .map_err(|e| e.to_string())?;
     let model_dim = encoder.identity().dim;
@@ -239,7 +239,7 @@ async fn run(
 ) -> Result<(), String> {
     let options = IngestOptions {
         repo: shared.repo.clone(),
-        exclude: shared.db_path.canonicalize().ok(),
+        exclude: crate::cli::index::local_folder(&shared.db_location),
         walk: WalkOptions {
             only: paths,
             ..WalkOptions::default()
@@ -273,7 +273,7 @@ pub async fn watch(shared: Arc<Shared>) -> Result<(), String> {
     let table = open_or_create(&shared, encoder.as_ref()).await?;
     let options = IngestOptions {
         repo: shared.repo.clone(),
-        exclude: shared.db_path.canonicalize().ok(),
+        exclude: crate::cli::index::local_folder(&shared.db_location),
         cache: shared.cache.clone(),
         ..IngestOptions::default()
     };

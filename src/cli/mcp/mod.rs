@@ -41,7 +41,7 @@ pub async fn run(args: &Args, a: &McpArgs) -> Result<()> {
         .root
         .canonicalize()
         .with_context(|| format!("cannot serve {}", a.root.display()))?;
-    let shared = Arc::new(state::Shared::new(args, root));
+    let shared = Arc::new(state::Shared::new(args, root)?);
     // Load the model now, beside the handshake: the first search finds it ready.
     let loading = shared.clone();
     let loading_failed = shared.clone();

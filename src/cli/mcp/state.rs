@@ -3,14 +3,14 @@
 //! table's current version, and the one `reindex` job it may run.
 
 use super::schema::JobStatus;
-use crate::cli::locate::{db_for_root, embedding_cache};
+use crate::cli::locate::{database_options, db_for_root, embedding_cache};
 use crate::cli::Args;
 use lancet::engine::cache::EmbeddingCache;
 use lancet::engine::ingest::{IngestOptions, IngestSummary};
-use lancet::engine::{ChunkTable, Consistency, Database, Error as EngineError};
+use lancet::engine::{ChunkTable, Database, DatabaseOptions, DbLocation, Error as EngineError};
 use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, Precision, QwenEncoder};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::OnceCell;
@@ -27,10 +27,10 @@ pub struct Shared {
     pub root: PathBuf,
     /// Repository name stored with its chunks.
     pub repo: String,
-    /// Database folder.
-    pub db_path: PathBuf,
+    /// The database.
+    pub db_location: DbLocation,
     table_name: String,
-    consistency: Consistency,
+    db_options: DatabaseOptions,
     model: String,
     device: String,
     precision: Precision,
@@ -81,17 +81,17 @@ impl Job {
 
 impl Shared {
     /// State for serving `root` with the global options of `args`.
-    pub fn new(args: &Args, root: PathBuf) -> Self {
+    pub fn new(args: &Args, root: PathBuf) -> anyhow::Result<Self> {
         let repo = root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "default".into());
-        Shared {
-            db_path: db_for_root(args, &root),
+        Ok(Shared {
+            db_location: db_for_root(args, &root),
             root,
             repo,
             table_name: args.table.clone(),
-            consistency: args.consistency,
+            db_options: database_options(args)?,
             model: args.model.clone(),
             device: args.device.clone(),
             precision: args.precision,
@@ -100,7 +100,7 @@ impl Shared {
             job: Mutex::new(Job::default()),
             watching: std::sync::atomic::AtomicBool::new(false),
             cache: embedding_cache(args),
-        }
+        })
     }
 
     /// The model, loading it on first use (on a blocking thread: it reads gigabytes).
@@ -124,10 +124,10 @@ impl Shared {
 
     /// The database, or a message saying how to create one.
     pub async fn database(&self) -> Result<Database, String> {
-        if !self.db_path.is_dir() {
+        if !self.db_location.folder().is_none_or(Path::is_dir) {
             return Err(self.no_index());
         }
-        Database::open_with(&self.db_path, self.consistency)
+        Database::connect(self.db_location.clone(), self.db_options.clone())
             .await
             .map_err(|e| e.to_string())
     }
@@ -141,9 +141,9 @@ impl Shared {
         }
     }
 
-    /// How soon this server's reads see other processes' commits.
-    pub fn consistency(&self) -> Consistency {
-        self.consistency
+    /// How the database is opened (`--consistency`, `--storage-option`).
+    pub fn db_options(&self) -> &DatabaseOptions {
+        &self.db_options
     }
 
     /// The table's name.
@@ -157,7 +157,7 @@ impl Shared {
              or run `lancet index {}`",
             self.root.display(),
             self.table_name,
-            self.db_path.display(),
+            self.db_location,
             self.root.display()
         )
     }

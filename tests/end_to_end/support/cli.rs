@@ -15,6 +15,8 @@ pub fn lancet_command(args: &[&str], cwd: &Path) -> Command {
         .env("HF_HOME", cwd.join("hf-home"))
         // The machine-wide embedding cache of a test is its own.
         .env("LANCET_CACHE_DIR", cwd.join("embedding-cache"))
+        // And so is the rest of its cache (an object-store database's local folder).
+        .env("XDG_CACHE_HOME", cwd.join("xdg-cache"))
         .env_remove("LANCET_CACHE_MAX_MB");
     command
 }

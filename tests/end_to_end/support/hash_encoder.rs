@@ -13,7 +13,12 @@ pub struct HashEncoder {
     /// Fail any call that would take the texts encoded past this many (a job stopped
     /// midway).
     fail_after: Option<usize>,
+    /// Called once, when the texts encoded reach this many (the store going away
+    /// midway through a job).
+    hook: Option<(usize, Hook)>,
 }
+
+type Hook = std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>;
 
 impl HashEncoder {
     pub fn new(dim: usize) -> Self {
@@ -27,7 +32,14 @@ impl HashEncoder {
             },
             encoded: AtomicUsize::new(0),
             fail_after: None,
+            hook: None,
         }
+    }
+
+    /// An encoder that calls `hook` once it has encoded `texts` texts.
+    pub fn calling_after(mut self, texts: usize, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.hook = Some((texts, std::sync::Mutex::new(Some(Box::new(hook)))));
+        self
     }
 
     /// An encoder that fails once it has encoded `texts` texts.
@@ -86,7 +98,14 @@ impl Encoder for HashEncoder {
                 )));
             }
         }
-        self.encoded.fetch_add(texts.len(), Ordering::SeqCst);
+        let encoded = self.encoded.fetch_add(texts.len(), Ordering::SeqCst) + texts.len();
+        if let Some((after, hook)) = &self.hook {
+            if encoded >= *after {
+                if let Some(hook) = hook.lock().unwrap().take() {
+                    hook();
+                }
+            }
+        }
         let mut data = Vec::with_capacity(texts.len() * self.identity.dim);
         let mut tokens = 0;
         for text in texts {

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod hash_encoder;
 pub mod rows;
+pub mod s3;
 pub mod tiny_model;
 
 pub use hash_encoder::HashEncoder;
