@@ -9,7 +9,8 @@ use lancet::engine::ingest::{
     commit_stage, index_directory, index_shard, IngestOptions, IngestSummary, ShardInput, Stage,
 };
 use lancet::engine::{
-    ChunkTable, Database, DatabaseOptions, Filter, SearchRequest, TableDims, TableMetadata,
+    ChunkTable, Database, DatabaseOptions, Filter, HotIndexOptions, SearchRequest, TableDims,
+    TableMetadata,
 };
 use lancet::udf::Encoder;
 use std::path::Path;
@@ -53,8 +54,12 @@ fn change(root: &Path) {
 }
 
 async fn database(s3: &S3, path: &str, local: &Path) -> Database {
+    database_at(s3, s3.uri(path), local).await
+}
+
+async fn database_at(s3: &S3, uri: String, local: &Path) -> Database {
     Database::connect(
-        s3.uri(path),
+        uri,
         DatabaseOptions {
             storage_options: s3.storage_options(),
             local_dir: Some(local.to_path_buf()),
@@ -66,6 +71,10 @@ async fn database(s3: &S3, path: &str, local: &Path) -> Database {
 }
 
 async fn s3_table(s3: &S3, path: &str, local: &Path, encoder: &HashEncoder) -> ChunkTable {
+    table_at(s3, s3.uri(path), local, encoder).await
+}
+
+async fn table_at(s3: &S3, uri: String, local: &Path, encoder: &HashEncoder) -> ChunkTable {
     let metadata = TableMetadata::new(
         encoder.identity().clone(),
         TableDims {
@@ -74,7 +83,7 @@ async fn s3_table(s3: &S3, path: &str, local: &Path, encoder: &HashEncoder) -> C
         },
     )
     .unwrap();
-    database(s3, path, local)
+    database_at(s3, uri, local)
         .await
         .open_or_create_table("chunks", metadata)
         .await
@@ -119,19 +128,28 @@ fn a_table_on_s3_is_indexed_searched_and_kept_incrementally() {
     tree(&root);
     runtime().block_on(async {
         let encoder = Arc::new(HashEncoder::new(32));
-        let table = s3_table(&s3, "db", &dir.path().join("local"), &encoder).await;
+        let local = dir.path().join("local");
+        let table = s3_table(&s3, "db", &local, &encoder).await;
         let first = index(&table, encoder.clone(), &root).await.unwrap();
         assert_eq!(first.files_indexed, FILES);
         let expected = reference(&dir.path().join("reference"), &root).await;
         assert!(same_rows(&rows(&table).await, &rows(&expected).await));
 
         let query = encoder.vector("gadget_5_1 x");
-        let hits = table
-            .search(&SearchRequest::new(query, 3).filter(Filter::default()))
+        let request = SearchRequest::new(query, 3).filter(Filter::default());
+        let lance_hits = table.search(&request).await.unwrap();
+        assert_eq!(lance_hits[0].path, "src/g05.rs");
+        let stats = table.stats().await.unwrap();
+        assert_eq!(stats.files, FILES);
+        // The hot index of a table on the store lives in the local folder.
+        let hot = table
+            .open_hot_index(&HotIndexOptions::default())
             .await
             .unwrap();
-        assert_eq!(hits[0].path, "src/g05.rs");
-        assert_eq!(table.stats().await.unwrap().files, FILES);
+        assert_eq!(hot.rows as usize, stats.rows);
+        assert!(local.join("chunks.hot").is_dir());
+        let hot_hits = table.search(&request).await.unwrap();
+        assert_eq!(hot_hits[0].chunk_id, lance_hits[0].chunk_id);
 
         // A second handle (another process) sees the same table; a second run reads
         // the file hashes back from the store and skips every file.
@@ -368,10 +386,57 @@ fn the_command_line_runs_a_sharded_job_on_s3_and_serves_it() {
         "{hits:?}"
     );
 
+    let out = run(&[
+        "sql",
+        "SELECT count(*) AS n FROM chunks",
+        "--no-model",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("12"), "{}", stdout(&out));
+    let out = run(&["optimize"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
     let out = lancet(
         &["--db", &db, "--storage-option", "region", "status"],
         work.path(),
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("KEY=VALUE"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_table_committed_through_dynamodb_is_indexed_and_kept_like_one_on_s3() {
+    let Some(s3) = S3::start() else { return };
+    s3.create_commit_table("lancet-commits");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    tree(&root);
+    runtime().block_on(async {
+        let encoder = Arc::new(HashEncoder::new(32));
+        let uri = s3.ddb_uri("ddb", "lancet-commits");
+        let table = table_at(&s3, uri.clone(), &dir.path().join("local"), &encoder).await;
+        index(&table, encoder.clone(), &root).await.unwrap();
+        change(&root);
+        let again = table_at(&s3, uri, &dir.path().join("local2"), &encoder).await;
+        let second = index(&again, encoder.clone(), &root).await.unwrap();
+        assert_eq!((second.files_indexed, second.files_deleted), (2, 1));
+        let expected = reference(&dir.path().join("reference"), &root).await;
+        assert!(same_rows(&rows(&again).await, &rows(&expected).await));
+
+        // The commits did go through DynamoDB: without its table there are none.
+        let metadata = TableMetadata::new(
+            encoder.identity().clone(),
+            TableDims {
+                full: 32,
+                prefix: 8,
+            },
+        )
+        .unwrap();
+        let orphan = database_at(&s3, s3.ddb_uri("ddb2", "missing"), &dir.path().join("l3")).await;
+        assert!(orphan
+            .open_or_create_table("chunks", metadata)
+            .await
+            .is_err());
+    });
 }

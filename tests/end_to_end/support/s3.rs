@@ -17,6 +17,7 @@ const BUCKET: &str = "lancet-test";
 
 pub struct S3 {
     server: Child,
+    server_port: u16,
     proxy: Proxy,
 }
 
@@ -43,10 +44,11 @@ impl S3 {
         };
         let mut s3 = S3 {
             server,
+            server_port: port,
             proxy: Proxy::start(port),
         };
         s3.wait_until_up(port);
-        let answer = http(port, &format!("PUT /{BUCKET} HTTP/1.1"));
+        let answer = http(port, &format!("PUT /{BUCKET} HTTP/1.1"), "", "");
         assert!(
             answer.starts_with("HTTP/1.1 200"),
             "bucket not created: {answer}"
@@ -68,6 +70,33 @@ impl S3 {
         panic!("moto_server did not listen on port {port} within 30 s");
     }
 
+    /// Creates the DynamoDB table Lance's `s3+ddb://` commits need (moto serves
+    /// DynamoDB beside S3; it reads the service from the request's credential scope and
+    /// does not check signatures).
+    pub fn create_commit_table(&self, name: &str) {
+        let body = format!(
+            r#"{{"TableName":"{name}","BillingMode":"PAY_PER_REQUEST",
+            "KeySchema":[{{"AttributeName":"base_uri","KeyType":"HASH"}},
+                         {{"AttributeName":"version","KeyType":"RANGE"}}],
+            "AttributeDefinitions":[{{"AttributeName":"base_uri","AttributeType":"S"}},
+                                    {{"AttributeName":"version","AttributeType":"N"}}]}}"#
+        );
+        let headers = "X-Amz-Target: DynamoDB_20120810.CreateTable\r\n\
+             Content-Type: application/x-amz-json-1.0\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/dynamodb/\
+             aws4_request, SignedHeaders=host, Signature=0\r\n";
+        let answer = http(self.server_port, "POST / HTTP/1.1", headers, &body);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "table not created: {answer}"
+        );
+    }
+
+    /// `s3+ddb://bucket/path?ddbTableName=TABLE`: commits through DynamoDB.
+    pub fn ddb_uri(&self, path: &str, table: &str) -> String {
+        format!("s3+ddb://{BUCKET}/{path}?ddbTableName={table}")
+    }
+
     /// `s3://bucket/path`.
     pub fn uri(&self, path: &str) -> String {
         format!("s3://{BUCKET}/{path}")
@@ -78,6 +107,10 @@ impl S3 {
     pub fn storage_options(&self) -> Vec<(String, String)> {
         [
             ("endpoint", format!("http://127.0.0.1:{}", self.proxy.port)),
+            (
+                "dynamodb_endpoint",
+                format!("http://127.0.0.1:{}", self.proxy.port),
+            ),
             ("allow_http", "true".into()),
             ("region", "us-east-1".into()),
             ("aws_access_key_id", "test".into()),
@@ -177,12 +210,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One bodiless HTTP/1.1 request to the server itself; the status line and headers.
-fn http(port: u16, request_line: &str) -> String {
+/// One HTTP/1.1 request to the server itself (`headers`: lines ending in CRLF); the
+/// answer.
+fn http(port: u16, request_line: &str, headers: &str, body: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
     write!(
         stream,
-        "{request_line}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{request_line}\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut answer = String::new();
