@@ -38,7 +38,7 @@ pub struct ShardManifest {
     pub shards: u32,
     /// Random id of this shard's run (a re-run gets a new one).
     pub run: String,
-    /// The table the shard was computed against: its name and creation id.
+    /// The name of the table the shard was computed against.
     pub table: String,
     /// The table's creation id (`None` for tables older than the id).
     pub table_id: Option<String>,
@@ -156,6 +156,7 @@ pub async fn index_shard(
     (index, count): (u32, u32),
     progress: &mut Progress<'_>,
 ) -> Result<ShardManifest> {
+    // The share itself is checked before anything is staged.
     Shard::new(index, count, "")?;
     table.check_encoder(encoder.identity())?;
     let repos: BTreeSet<&str> = inputs.iter().map(|i| i.options.repo.as_str()).collect();
