@@ -2,7 +2,7 @@
 
 use super::Args;
 use anyhow::{anyhow, Context, Result};
-use lancet::engine::cache::{default_cache_dir, EmbeddingCache};
+use lancet::engine::cache::{default_cache_dir, default_weights_dir, EmbeddingCache};
 use lancet::engine::ingest::{changed_files, Freshness, IngestOptions, WalkOptions};
 use lancet::engine::{ChunkTable, Database, DatabaseOptions, DbLocation, DEFAULT_DB_DIR};
 use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
@@ -94,12 +94,22 @@ pub fn embedding_cache(args: &Args) -> Option<Arc<EmbeddingCache>> {
 /// (`cuda:0,1`), each call's texts split across them.
 pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<Arc<dyn Encoder>> {
     let devices = DeviceSpec::parse_list(&args.device)?;
-    let options = EncoderOptions {
-        precision: args.precision,
-        ..options
-    };
-    QwenEncoder::load_on(&args.model, options, &devices)
+    QwenEncoder::load_on(&args.model, encoder_options(args, options), &devices)
         .with_context(|| format!("loading model `{}`", args.model))
+}
+
+/// `options` with what the global flags say: `--precision`, and the folder of packed
+/// q8 weights (none with `--no-cache`).
+pub fn encoder_options(args: &Args, options: EncoderOptions) -> EncoderOptions {
+    EncoderOptions {
+        precision: args.precision,
+        weights_cache: if args.no_cache {
+            None
+        } else {
+            default_weights_dir()
+        },
+        ..options
+    }
 }
 
 /// Devices `--device` lists (`cuda:0,1` is two): batches grow with them.

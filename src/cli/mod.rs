@@ -93,7 +93,9 @@ pub struct Args {
         default_value_t = 4096
     )]
     pub cache_max_mb: u64,
-    /// Neither take vectors from the machine-wide embedding cache nor add to it.
+    /// Neither take vectors from the machine-wide embedding cache nor add to it, and
+    /// with `--precision q8` quantize the weights at load instead of mapping the copy
+    /// packed at the first q8 load (`$XDG_CACHE_HOME/lancet/weights`).
     #[arg(long, global = true)]
     pub no_cache: bool,
     #[command(subcommand)]

@@ -760,6 +760,31 @@ fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
     let dot: f32 = exact.iter().zip(&q8).map(|(a, b)| a * b).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!(dot / (norm(&exact) * norm(&q8)) > 0.98);
+
+    // q8 packed the model's weights once in the user cache, and every later q8 run
+    // mapped them: one file, and the same vector as before.
+    let weights = work.path().join("xdg-cache/lancet/weights");
+    let packs: Vec<_> = std::fs::read_dir(&weights).unwrap().collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    assert_eq!(embed("q8"), q8);
+    // `--no-cache` quantizes at load instead: the same vector.
+    std::fs::remove_dir_all(&weights).unwrap();
+    let out = lancet(
+        &[
+            "--model",
+            m,
+            "--precision",
+            "q8",
+            "--no-cache",
+            "embed",
+            "fn main() {}",
+        ],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unpacked: Vec<f32> = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(unpacked, q8);
+    assert!(!weights.exists());
     let out = lancet(
         &["--model", m, "--precision", "q4", "embed", "x"],
         work.path(),

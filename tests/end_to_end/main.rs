@@ -9,6 +9,7 @@ mod encoder;
 mod hot_index;
 mod ingest;
 mod mcp;
+mod packed_weights;
 #[cfg(target_os = "linux")]
 mod permissions;
 mod scale_out;

@@ -23,6 +23,8 @@
 
 #[path = "support/args.rs"]
 mod args;
+#[path = "support/rss.rs"]
+mod rss;
 
 use args::arg;
 use candle_core::{DType, Device, Tensor};
@@ -31,6 +33,7 @@ use lancet_udf::model::{
     token_budget_batches, PrefixCache, Qwen2Config, Qwen2Model, RandomWeights,
 };
 use lancet_udf::{DeviceSpec, Precision};
+use rss::peak_rss_mb;
 use std::time::Instant;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -130,20 +133,6 @@ fn documents(
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
-}
-
-/// Peak resident memory of this process so far, in MB (Linux; 0 elsewhere).
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Where the model runs: the device and the dtype the encoder uses there.

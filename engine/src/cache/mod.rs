@@ -61,6 +61,13 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(crate::user_cache_home()?.join("lancet").join("embeddings"))
 }
 
+/// The folder where q8 weights are packed once per model and mapped at later loads
+/// (`EncoderOptions::weights_cache`): beside the embedding cache in the user's cache
+/// folder.
+pub fn default_weights_dir() -> Option<PathBuf> {
+    Some(crate::user_cache_home()?.join("lancet").join("weights"))
+}
+
 impl EmbeddingCache {
     /// The cache in `root` (created at the first write), bounded to `max_bytes`.
     pub fn new(root: impl Into<PathBuf>, max_bytes: u64) -> Self {

@@ -3,12 +3,12 @@
 //! table's current version, and the one `reindex` job it may run.
 
 use super::schema::JobStatus;
-use crate::cli::locate::{database_options, db_for_root, embedding_cache};
+use crate::cli::locate::{database_options, db_for_root, embedding_cache, encoder_options};
 use crate::cli::Args;
 use lancet::engine::cache::EmbeddingCache;
 use lancet::engine::ingest::{IngestOptions, IngestSummary};
 use lancet::engine::{ChunkTable, Database, DatabaseOptions, DbLocation, Error as EngineError};
-use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, Precision, QwenEncoder};
+use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ pub struct Shared {
     db_options: DatabaseOptions,
     model: String,
     device: String,
-    precision: Precision,
+    encoder_options: EncoderOptions,
     encoder: OnceCell<LoadedEncoder>,
     /// File hashes of the served repository at one table version.
     hashes: Mutex<Option<FileHashes>>,
@@ -94,7 +94,15 @@ impl Shared {
             db_options: database_options(args)?,
             model: args.model.clone(),
             device: args.device.clone(),
-            precision: args.precision,
+            // Documents as long as `lancet index` embeds them: its chunk budget plus the
+            // header.
+            encoder_options: encoder_options(
+                args,
+                EncoderOptions {
+                    max_document_tokens: IngestOptions::default().chunk_tokens + 64,
+                    ..EncoderOptions::default()
+                },
+            ),
             encoder: OnceCell::new(),
             hashes: Mutex::new(None),
             job: Mutex::new(Job::default()),
@@ -108,9 +116,9 @@ impl Shared {
         self.encoder
             .get_or_init(|| async {
                 let (model, device) = (self.model.clone(), self.device.clone());
-                let precision = self.precision;
+                let options = self.encoder_options.clone();
                 let loaded =
-                    tokio::task::spawn_blocking(move || load(&model, &device, precision)).await;
+                    tokio::task::spawn_blocking(move || load(&model, &device, options)).await;
                 loaded.unwrap_or_else(|e| Err(format!("loading the model failed: {e}")))
             })
             .await
@@ -186,14 +194,8 @@ impl Shared {
     }
 }
 
-fn load(model: &str, device: &str, precision: Precision) -> LoadedEncoder {
+fn load(model: &str, device: &str, options: EncoderOptions) -> LoadedEncoder {
     let devices = DeviceSpec::parse_list(device).map_err(|e| format!("{e}"))?;
-    // Documents as long as `lancet index` embeds them: its chunk budget plus the header.
-    let options = EncoderOptions {
-        max_document_tokens: IngestOptions::default().chunk_tokens + 64,
-        precision,
-        ..EncoderOptions::default()
-    };
     match QwenEncoder::load_on(model, options, &devices) {
         Ok(encoder) => Ok(encoder),
         Err(e) => Err(format!(

@@ -16,6 +16,11 @@ const VOCAB: usize = 260;
 
 /// Writes the model into `dir`; `seed` picks the weights.
 pub fn write_tiny_model(dir: &Path, seed: u64) {
+    write_tiny_model_as(dir, seed, DType::F32);
+}
+
+/// [`write_tiny_model`] with the weights stored as `dtype` (real checkpoints are bf16).
+pub fn write_tiny_model_as(dir: &Path, seed: u64, dtype: DType) {
     std::fs::create_dir_all(dir).unwrap();
     let config = serde_json::json!({
         "architectures": ["Qwen2ForCausalLM"],
@@ -39,11 +44,11 @@ pub fn write_tiny_model(dir: &Path, seed: u64) {
         serde_json::to_string_pretty(&config).unwrap(),
     )
     .unwrap();
-    write_weights(&dir.join("model.safetensors"), seed);
+    write_weights(&dir.join("model.safetensors"), seed, dtype);
     write_tokenizer(&dir.join("tokenizer.json"));
 }
 
-fn write_weights(path: &Path, seed: u64) {
+fn write_weights(path: &Path, seed: u64, dtype: DType) {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -106,7 +111,7 @@ fn write_weights(path: &Path, seed: u64) {
     }
     let tensors: HashMap<String, Tensor> = tensors
         .into_iter()
-        .map(|(k, v)| (k, v.to_dtype(DType::F32).unwrap()))
+        .map(|(k, v)| (k, v.to_dtype(dtype).unwrap()))
         .collect();
     candle_core::safetensors::save(&tensors, path).unwrap();
 }

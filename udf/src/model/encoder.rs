@@ -4,16 +4,20 @@ use super::batching::token_budget_batches;
 use super::config::Qwen2Config;
 use super::device::DeviceSpec;
 use super::files::ModelFiles;
+use super::packed::PackedWeights;
 use super::precision::Precision;
+use super::projection::Linears;
 use super::qwen2::{PrefixCache, Qwen2Model};
 use super::tokenizer::{TextTokenizer, Tokenized};
 use crate::{
     Embeddings, Encoder, Error, ModelIdentity, Pooling, PromptStyle, ReplicatedEncoder, Result,
     Role, TaskRole,
 };
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// How a [`QwenEncoder`] is loaded and run.
@@ -33,6 +37,9 @@ pub struct EncoderOptions {
     pub batch_tokens: Option<usize>,
     /// Arithmetic of the linear layers (`q8`: 8-bit blocks, CPU only).
     pub precision: Precision,
+    /// Folder where q8 weights are packed at the first load of a model and
+    /// memory-mapped at later ones ([`PackedWeights`]); `None` quantizes at each load.
+    pub weights_cache: Option<PathBuf>,
 }
 
 impl Default for EncoderOptions {
@@ -44,6 +51,7 @@ impl Default for EncoderOptions {
             max_document_tokens: 512,
             batch_tokens: None,
             precision: Precision::F32,
+            weights_cache: None,
         }
     }
 }
@@ -107,12 +115,22 @@ impl QwenEncoder {
         }
         let device = options.device.open()?;
         let dtype = options.dtype.unwrap_or(options.device.default_dtype());
+        let fingerprint = files.fingerprint()?;
+        let unreadable = |e: candle_core::Error| {
+            Error::Model(format!("cannot read weights of {}: {e}", files.id))
+        };
         // SAFETY: the files are memory-mapped read-only; Lancet never writes them, and a
         // concurrent writer of model files is outside what any loader can guard against.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device) }
-            .map_err(|e| Error::Model(format!("cannot read weights of {}: {e}", files.id)))?;
+            .map_err(unreadable)?;
+        // SAFETY: as above.
+        let mapped = unsafe { MmapedSafetensors::multi(&files.weights) }.map_err(unreadable)?;
+        let linears = Linears {
+            precision: options.precision,
+            packed: Self::packed(files, &fingerprint, &options),
+        };
         let max_positions = options.max_query_tokens.max(options.max_document_tokens);
-        let model = Qwen2Model::with_precision(&config, vb, max_positions, options.precision)
+        let model = Qwen2Model::load(&config, vb, max_positions, &linears, Some(Arc::new(mapped)))
             .map_err(|e| {
                 Error::Model(format!(
                     "weights of {} do not match its config.json: {e}",
@@ -126,7 +144,7 @@ impl QwenEncoder {
             query_tokenizer.with_max_tokens(limit(options.max_document_tokens))?;
         let identity = ModelIdentity {
             id: files.id.clone(),
-            revision: files.fingerprint()?,
+            revision: fingerprint,
             pooling: Pooling::LastToken,
             prompt_set: config.prompt_style().prompt_set().to_string(),
             dim: config.hidden_size,
@@ -141,6 +159,32 @@ impl QwenEncoder {
             options,
             prefixes: Mutex::default(),
         })
+    }
+
+    /// The q8 weights packed in `options.weights_cache` (packed now if they are not
+    /// there yet); `None` where they are not wanted or cannot be written, and the
+    /// projections are then quantized at load.
+    fn packed(
+        files: &ModelFiles,
+        fingerprint: &str,
+        options: &EncoderOptions,
+    ) -> Option<Arc<PackedWeights>> {
+        let dir = options.weights_cache.as_ref()?;
+        if options.precision != Precision::Q8 {
+            return None;
+        }
+        match PackedWeights::open_or_pack(dir, files, fingerprint, Precision::kernel()) {
+            Ok(packed) => Some(Arc::new(packed)),
+            Err(e) => {
+                tracing::warn!("q8 weights not packed ({e}); quantizing them at load");
+                None
+            }
+        }
+    }
+
+    /// Whether the q8 projections are mapped from packed weights.
+    pub fn weights_mapped(&self) -> bool {
+        self.options.precision == Precision::Q8 && self.model.projections_mapped()
     }
 
     fn tokenizer(&self, role: Role) -> &TextTokenizer {

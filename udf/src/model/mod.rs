@@ -4,10 +4,12 @@
 mod batching;
 mod config;
 mod device;
+mod embedding;
 mod encoder;
 mod files;
 #[cfg(all(test, feature = "cuda"))]
 mod gpu_tests;
+mod packed;
 mod precision;
 mod projection;
 mod qwen2;
@@ -19,7 +21,9 @@ pub use config::Qwen2Config;
 pub use device::DeviceSpec;
 pub use encoder::{EncoderOptions, QwenEncoder};
 pub use files::{ModelFiles, DEFAULT_MODEL};
+pub use packed::PackedWeights;
 pub use precision::Precision;
+pub use projection::Linears;
 pub use qwen2::{PrefixCache, Qwen2Model};
 pub use random::RandomWeights;
 pub use tokenizer::{TextTokenizer, Tokenized};

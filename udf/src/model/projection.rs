@@ -1,10 +1,32 @@
 //! A linear layer in the encoder's precision: candle's dense product, or 8-bit blocks
-//! (weights quantized once at load, activations at each call).
+//! (weights quantized at load or mapped from a packed file, activations at each call).
 
+use super::packed::PackedWeights;
 use super::precision::Precision;
 use crate::quant::{matmul_f32, Kernel, Q8Rows};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
+use std::sync::Arc;
+
+/// How the model's projections are loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Linears {
+    /// Their arithmetic.
+    pub precision: Precision,
+    /// q8 weights packed beforehand (see [`PackedWeights`]); without them, q8 quantizes
+    /// each projection at load.
+    pub packed: Option<Arc<PackedWeights>>,
+}
+
+impl Linears {
+    /// Projections in `precision`, quantized at load when q8.
+    pub fn new(precision: Precision) -> Self {
+        Linears {
+            precision,
+            packed: None,
+        }
+    }
+}
 
 /// `y = x Wᵀ + b` over the last dimension.
 pub enum Projection {
@@ -25,32 +47,36 @@ impl Projection {
         out_dim: usize,
         bias: bool,
         vb: VarBuilder,
-        precision: Precision,
+        linears: &Linears,
     ) -> Result<Self> {
-        let linear = linear_b(in_dim, out_dim, bias, vb)?;
-        match precision {
-            Precision::F32 => Ok(Projection::Dense(linear)),
-            Precision::Q8 => {
-                if !linear.weight().device().is_cpu() {
-                    candle_core::bail!("q8 runs on the CPU: use --precision f32 on a GPU");
-                }
-                let weights = linear
-                    .weight()
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                let kernel = Precision::kernel();
-                let bias = match linear.bias() {
-                    Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
-                    None => None,
-                };
-                Ok(Projection::Q8 {
-                    weights: Q8Rows::quantize(&weights, out_dim, in_dim, kernel),
-                    bias,
-                    kernel,
-                })
-            }
+        if linears.precision == Precision::F32 {
+            return Ok(Projection::Dense(linear_b(in_dim, out_dim, bias, vb)?));
         }
+        if !vb.device().is_cpu() {
+            candle_core::bail!("q8 runs on the CPU: use --precision f32 on a GPU");
+        }
+        let bias = match bias {
+            true => Some(vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?),
+            false => None,
+        };
+        let weight = format!("{}.weight", vb.prefix());
+        let packed = linears
+            .packed
+            .as_ref()
+            .and_then(|packed| packed.q8(&weight, out_dim, in_dim));
+        let weights = match packed {
+            Some(mapped) => mapped.map_err(candle_core::Error::wrap)?,
+            None => {
+                let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
+                let values = dense.flatten_all()?.to_vec1::<f32>()?;
+                Q8Rows::quantize(&values, out_dim, in_dim, Precision::kernel())
+            }
+        };
+        Ok(Projection::Q8 {
+            weights,
+            bias,
+            kernel: Precision::kernel(),
+        })
     }
 
     /// The layer applied to `xs` (`[..., in]`).
@@ -84,5 +110,10 @@ impl Projection {
                 Tensor::from_vec(out, dims, xs.device())?.to_dtype(xs.dtype())
             }
         }
+    }
+
+    /// Whether the weights lie in a mapped packed file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Projection::Q8 { weights, .. } if weights.is_mapped())
     }
 }

@@ -13,10 +13,13 @@
 //!   and values are never copied per query head.
 
 use super::config::Qwen2Config;
+use super::embedding::TokenEmbedding;
 use super::precision::Precision;
-use super::projection::Projection;
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::{embedding, rotary_emb::rope, Embedding, VarBuilder};
+use super::projection::{Linears, Projection};
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use candle_nn::{embedding, rotary_emb::rope, VarBuilder};
+use std::sync::Arc;
 
 struct RmsNorm {
     weight: Tensor,
@@ -147,10 +150,10 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, precision: Precision) -> Result<Self> {
+    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears) -> Result<Self> {
         let (h, hd, kv) = (cfg.hidden_size, cfg.head_dim(), cfg.kv_heads());
         let heads = cfg.num_attention_heads;
-        let load = |i, o, bias, name| Projection::load(i, o, bias, vb.pp(name), precision);
+        let load = |i, o, bias, name| Projection::load(i, o, bias, vb.pp(name), linears);
         let bias = cfg.attention_bias();
         let head_norm = |name: &str| -> Result<Option<RmsNorm>> {
             cfg.is_qwen3()
@@ -300,9 +303,9 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, precision: Precision) -> Result<Self> {
+    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let load = |i, o, name| Projection::load(i, o, false, vb.pp(name), precision);
+        let load = |i, o, name| Projection::load(i, o, false, vb.pp(name), linears);
         Ok(Mlp {
             gate_proj: load(h, i, "gate_proj")?,
             up_proj: load(h, i, "up_proj")?,
@@ -324,20 +327,20 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, precision: Precision) -> Result<Self> {
+    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears) -> Result<Self> {
         Ok(DecoderLayer {
             input_layernorm: RmsNorm::new(
                 cfg.hidden_size,
                 cfg.rms_norm_eps,
                 vb.pp("input_layernorm"),
             )?,
-            self_attn: Attention::new(cfg, vb.pp("self_attn"), precision)?,
+            self_attn: Attention::new(cfg, vb.pp("self_attn"), linears)?,
             post_attention_layernorm: RmsNorm::new(
                 cfg.hidden_size,
                 cfg.rms_norm_eps,
                 vb.pp("post_attention_layernorm"),
             )?,
-            mlp: Mlp::new(cfg, vb.pp("mlp"), precision)?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"), linears)?,
         })
     }
 
@@ -384,7 +387,7 @@ impl DecoderLayer {
 
 /// The Qwen2 decoder stack (no LM head), as an encoder.
 pub struct Qwen2Model {
-    embed_tokens: Embedding,
+    embed_tokens: TokenEmbedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     rotary: RotaryTables,
@@ -407,6 +410,19 @@ impl Qwen2Model {
         max_positions: usize,
         precision: Precision,
     ) -> Result<Self> {
+        Self::load(cfg, vb, max_positions, &Linears::new(precision), None)
+    }
+
+    /// [`Qwen2Model::new`] with projections loaded as `linears` says and, given `mapped`
+    /// (the weights files `vb` reads, memory-mapped), the token embedding read from the
+    /// mapping row by row instead of copied into a table.
+    pub fn load(
+        cfg: &Qwen2Config,
+        vb: VarBuilder,
+        max_positions: usize,
+        linears: &Linears,
+        mapped: Option<Arc<MmapedSafetensors>>,
+    ) -> Result<Self> {
         let vb = if vb.contains_tensor("model.embed_tokens.weight") {
             vb.pp("model")
         } else {
@@ -414,16 +430,36 @@ impl Qwen2Model {
         };
         let max_positions = max_positions.min(cfg.max_position_embeddings).max(1);
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(cfg, vb.pp(format!("layers.{i}")), precision))
+            .map(|i| DecoderLayer::new(cfg, vb.pp(format!("layers.{i}")), linears))
             .collect::<Result<Vec<_>>>()?;
+        let (vocab, hidden) = (cfg.vocab_size, cfg.hidden_size);
+        let table = vb.pp("embed_tokens");
+        let embed_tokens = match mapped {
+            Some(weights) if vb.device().is_cpu() && vb.dtype() == DType::F32 => {
+                let name = format!("{}.weight", table.prefix());
+                TokenEmbedding::mapped(weights, name, vocab, hidden)?
+            }
+            _ => TokenEmbedding::Table(embedding(vocab, hidden, table)?),
+        };
         Ok(Qwen2Model {
-            embed_tokens: embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("embed_tokens"))?,
+            embed_tokens,
             layers,
             norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
             rotary: RotaryTables::new(cfg, max_positions, vb.dtype(), vb.device())?,
             max_positions,
             device: vb.device().clone(),
             dtype: vb.dtype(),
+        })
+    }
+
+    /// Whether every q8 projection lies in a mapped packed file.
+    pub fn projections_mapped(&self) -> bool {
+        self.layers.iter().all(|layer| {
+            let (attn, mlp) = (&layer.self_attn, &layer.mlp);
+            [&attn.q_proj, &attn.k_proj, &attn.v_proj, &attn.o_proj]
+                .into_iter()
+                .chain([&mlp.gate_proj, &mlp.up_proj, &mlp.down_proj])
+                .all(Projection::is_mapped)
         })
     }
 

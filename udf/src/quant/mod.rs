@@ -10,8 +10,11 @@
 //! and a scalar one that is the reference the tests hold every SIMD path to.
 
 mod scalar;
+mod stored;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub(crate) use stored::Stored;
 
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -27,8 +30,8 @@ pub struct Q8Rows {
     rows: usize,
     cols: usize,
     blocks: usize,
-    quants: Vec<i8>,
-    scales: Vec<f32>,
+    quants: Stored<i8>,
+    scales: Stored<f32>,
 }
 
 impl Q8Rows {
@@ -66,9 +69,44 @@ impl Q8Rows {
             rows,
             cols,
             blocks,
+            quants: Stored::Owned(quants),
+            scales: Stored::Owned(scales),
+        }
+    }
+
+    /// Rows of `cols` values from their quantized parts (as [`Q8Rows::quants`] and
+    /// [`Q8Rows::scales`] give them), or why the parts do not make such rows.
+    pub(crate) fn from_parts(
+        rows: usize,
+        cols: usize,
+        quants: Stored<i8>,
+        scales: Stored<f32>,
+    ) -> Result<Self, String> {
+        let blocks = cols.div_ceil(BLOCK);
+        if quants.len() != rows * blocks * BLOCK || scales.len() != rows * blocks {
+            return Err(format!(
+                "{} quantized values and {} scales do not make {rows} rows of {cols}",
+                quants.len(),
+                scales.len()
+            ));
+        }
+        Ok(Q8Rows {
+            rows,
+            cols,
+            blocks,
             quants,
             scales,
-        }
+        })
+    }
+
+    /// The quantized values, row by row, each row padded to whole blocks.
+    pub fn quants(&self) -> &[i8] {
+        self.quants.as_slice()
+    }
+
+    /// One scale per block, row by row.
+    pub fn scales(&self) -> &[f32] {
+        self.scales.as_slice()
     }
 
     /// Rows.
@@ -86,6 +124,11 @@ impl Q8Rows {
         self.quants.len() + 4 * self.scales.len()
     }
 
+    /// Whether the values lie in a mapped file rather than in this process's memory.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.quants, Stored::Mapped { .. })
+    }
+
     /// The values the quantized rows stand for.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.rows * self.cols);
@@ -98,15 +141,15 @@ impl Q8Rows {
     /// The value one quantized element stands for.
     pub fn value(&self, row: usize, col: usize) -> f32 {
         let at = row * self.blocks + col / BLOCK;
-        self.scales[at] * f32::from(self.quants[at * BLOCK + col % BLOCK])
+        self.scales()[at] * f32::from(self.quants()[at * BLOCK + col % BLOCK])
     }
 
     fn block(&self, row: usize, block: usize) -> (&[i8; BLOCK], f32) {
         let at = row * self.blocks + block;
-        let quants = self.quants[at * BLOCK..(at + 1) * BLOCK]
+        let quants = self.quants()[at * BLOCK..(at + 1) * BLOCK]
             .try_into()
             .expect("a whole block");
-        (quants, self.scales[at])
+        (quants, self.scales()[at])
     }
 }
 

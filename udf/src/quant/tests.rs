@@ -52,8 +52,8 @@ fn every_simd_quantizer_gives_the_scalar_bytes() {
             let data = values(5 * cols, cols as u64 + 1, scale);
             let simd = Q8Rows::quantize(&data, 5, cols, kernel);
             let reference = Q8Rows::quantize(&data, 5, cols, Kernel::Scalar);
-            assert_eq!(simd.quants, reference.quants, "{kernel:?} cols {cols}");
-            assert_eq!(simd.scales, reference.scales, "{kernel:?} cols {cols}");
+            assert_eq!(simd.quants(), reference.quants(), "{kernel:?} cols {cols}");
+            assert_eq!(simd.scales(), reference.scales(), "{kernel:?} cols {cols}");
         }
     }
 }

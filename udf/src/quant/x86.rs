@@ -104,10 +104,10 @@ unsafe fn tile<const R: usize, const C: usize>(
     let blocks = a.blocks;
     // Rows r..r + R and channels c..c + C exist (the caller's loops), so every block
     // read below lies inside the two matrices.
-    let a_quants = a.quants.as_ptr().add(r * blocks * BLOCK);
-    let a_scales = a.scales.as_ptr().add(r * blocks);
-    let w_quants = w.quants.as_ptr().add(c * blocks * BLOCK);
-    let w_scales = w.scales.as_ptr().add(c * blocks);
+    let a_quants = a.quants().as_ptr().add(r * blocks * BLOCK);
+    let a_scales = a.scales().as_ptr().add(r * blocks);
+    let w_quants = w.quants().as_ptr().add(c * blocks * BLOCK);
+    let w_scales = w.scales().as_ptr().add(c * blocks);
     for b in 0..blocks {
         let mut wq = [_mm256_setzero_si256(); C];
         let mut wd = [0f32; C];

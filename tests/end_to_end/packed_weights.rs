@@ -1,0 +1,156 @@
+//! q8 weights packed at a model's first load and memory-mapped at the next ones, and the
+//! token embedding read from the mapped weights file.
+
+use crate::support::tiny_model::write_tiny_model_as;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use lancet::udf::model::{Linears, Qwen2Config, Qwen2Model};
+use lancet::udf::{Encoder, EncoderOptions, Precision, QwenEncoder, Task};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const TEXTS: [&str; 3] = [
+    "fn main() { println!(\"hello\"); }",
+    "def quicksort(xs):\n    return sorted(xs)  # longer, so that the batch is padded",
+    "SELECT * FROM t",
+];
+
+fn q8(model: &Path, cache: Option<&Path>) -> QwenEncoder {
+    let options = EncoderOptions {
+        precision: Precision::Q8,
+        weights_cache: cache.map(Path::to_path_buf),
+        ..EncoderOptions::default()
+    };
+    QwenEncoder::load(model.to_str().unwrap(), options).unwrap()
+}
+
+fn vectors(encoder: &QwenEncoder) -> Vec<f32> {
+    encoder
+        .encode(&TEXTS, Task::Nl2Code.document())
+        .unwrap()
+        .data
+}
+
+fn packs(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn q8_weights_are_packed_once_and_mapped_after_with_the_same_vectors() {
+    let root = tempfile::tempdir().unwrap();
+    let (model, cache) = (root.path().join("model"), root.path().join("weights"));
+    write_tiny_model_as(&model, 5, DType::BF16);
+
+    let quantized_at_load = q8(&model, None);
+    assert!(!quantized_at_load.weights_mapped());
+    let expected = vectors(&quantized_at_load);
+
+    // The first load packs; what it maps gives the vectors of quantizing at load, bit
+    // for bit.
+    let first = q8(&model, Some(&cache));
+    assert!(first.weights_mapped());
+    assert_eq!(vectors(&first), expected);
+    let packed = packs(&cache);
+    assert_eq!(packed.len(), 1, "{packed:?}");
+    let pack = packed[0].clone();
+    assert!(pack.to_string_lossy().ends_with(".q8.safetensors"));
+    let written = std::fs::read(&pack).unwrap();
+
+    // The next load maps the same file and writes nothing.
+    let second = q8(&model, Some(&cache));
+    assert!(second.weights_mapped());
+    assert_eq!(vectors(&second), expected);
+    assert_eq!(std::fs::read(&pack).unwrap(), written);
+
+    // A damaged file (cut short, or not safetensors at all) is packed again.
+    for damage in [&written[..written.len() / 2], b"not safetensors".as_slice()] {
+        std::fs::write(&pack, damage).unwrap();
+        let again = q8(&model, Some(&cache));
+        assert!(again.weights_mapped());
+        assert_eq!(vectors(&again), expected);
+        // Packed whole again (its header's key order may differ).
+        assert_eq!(
+            std::fs::metadata(&pack).unwrap().len(),
+            written.len() as u64
+        );
+    }
+
+    // New weights in the same folder get their own pack, and the old one goes.
+    write_tiny_model_as(&model, 6, DType::BF16);
+    let retrained = q8(&model, Some(&cache));
+    assert!(retrained.weights_mapped());
+    assert_ne!(vectors(&retrained), expected);
+    let now = packs(&cache);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now[0], pack);
+
+    // f32 has nothing to pack.
+    let f32_encoder = QwenEncoder::load(
+        model.to_str().unwrap(),
+        EncoderOptions {
+            weights_cache: Some(cache.clone()),
+            ..EncoderOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(!f32_encoder.weights_mapped());
+    assert_eq!(packs(&cache), now);
+}
+
+#[test]
+fn a_cache_folder_that_cannot_be_written_still_loads_the_model() {
+    let root = tempfile::tempdir().unwrap();
+    let model = root.path().join("model");
+    write_tiny_model_as(&model, 5, DType::BF16);
+    // A file where the folder should be.
+    let blocked = root.path().join("weights");
+    std::fs::write(&blocked, b"a file").unwrap();
+    let encoder = q8(&model, Some(&blocked));
+    assert!(!encoder.weights_mapped());
+    assert_eq!(vectors(&encoder), vectors(&q8(&model, None)));
+}
+
+#[test]
+fn the_token_embedding_read_from_the_mapped_file_equals_the_table() {
+    let root = tempfile::tempdir().unwrap();
+    write_tiny_model_as(root.path(), 9, DType::BF16);
+    let config = std::fs::read_to_string(root.path().join("config.json")).unwrap();
+    let config = Qwen2Config::from_json(&config, "config.json").unwrap();
+    let weights = [root.path().join("model.safetensors")];
+    let vb = || unsafe {
+        VarBuilder::from_mmaped_safetensors(&weights, DType::F32, &Device::Cpu).unwrap()
+    };
+    let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&weights) }.unwrap();
+    let table = Qwen2Model::new(&config, vb(), 64).unwrap();
+    let from_map = Qwen2Model::load(
+        &config,
+        vb(),
+        64,
+        &Linears::new(Precision::F32),
+        Some(Arc::new(mapped)),
+    )
+    .unwrap();
+    let ids = Tensor::new(&[[3u32, 17, 255, 0], [42, 7, 0, 0]], &Device::Cpu).unwrap();
+    let run = |model: &Qwen2Model| {
+        model
+            .forward_last_token(&ids, &[4, 2], None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(run(&from_map), run(&table));
+    // An id outside the vocabulary is an error, not a read past the table.
+    let outside = Tensor::new(&[[3u32, 260]], &Device::Cpu).unwrap();
+    let err = from_map
+        .forward_last_token(&outside, &[2], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the vocabulary"), "{err}");
+}

@@ -1,0 +1,305 @@
+//! q8 weights packed once per model and memory-mapped at every later load.
+//!
+//! Quantizing a 0.5B model's projections takes seconds and needs each one in f32 first;
+//! the packed file holds their 8-bit blocks and scales exactly as [`Q8Rows`] keeps them,
+//! so a later load maps it and reads nothing else of the projections (their pages come in
+//! at first use, and every process on the machine shares them). It is a safetensors file:
+//! `{weight}.q8` (I8, `[rows, blocks × 32]`) and `{weight}.scales` (F32, `[rows,
+//! blocks]`) for every `*_proj.weight` of the model, with the format and the weights'
+//! fingerprint in its metadata. Norms, biases and the token embedding stay in the
+//! model's own files.
+
+use super::files::ModelFiles;
+use crate::quant::{Kernel, Q8Rows, Stored, BLOCK};
+use crate::{Error, Result};
+use candle_core::safetensors::MmapedSafetensors;
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, TensorInfo, View};
+use safetensors::SafeTensors;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The layout written and read; another value (an older Lancet's) is packed again.
+const FORMAT: &str = "lancet-q8-blocks32-v1";
+
+/// A model's packed q8 projections, memory-mapped.
+#[derive(Debug)]
+pub struct PackedWeights {
+    path: PathBuf,
+    map: Arc<Mmap>,
+    /// Where tensor data begins in the file.
+    data_start: usize,
+    tensors: HashMap<String, TensorInfo>,
+}
+
+impl PackedWeights {
+    /// The packed file of `files` (whose weights have `fingerprint`) in `dir`: opened if
+    /// it is there and whole, else packed from the model's weights first (an unusable
+    /// file is replaced, and files packed from earlier weights of the same model are
+    /// removed).
+    pub fn open_or_pack(
+        dir: &Path,
+        files: &ModelFiles,
+        fingerprint: &str,
+        kernel: Kernel,
+    ) -> Result<Self> {
+        let path = dir.join(format!(
+            "{}{fingerprint}.q8.safetensors",
+            file_stem(&files.id)
+        ));
+        if path.exists() {
+            match Self::open(&path, fingerprint) {
+                Ok(packed) => return Ok(packed),
+                Err(e) => tracing::warn!("packing {} again: {e}", path.display()),
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        pack(files, fingerprint, kernel, &path)?;
+        remove_earlier_packs(dir, &files.id, &path);
+        Self::open(&path, fingerprint)
+    }
+
+    /// Maps the packed file at `path`, checking its format, its fingerprint and that
+    /// every tensor lies inside it.
+    pub fn open(path: &Path, fingerprint: &str) -> Result<Self> {
+        let unusable = |why: String| Error::Model(format!("{}: {why}", path.display()));
+        let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
+        // SAFETY: the file is mapped read-only. Lancet replaces packed files by renaming
+        // a new one over them, never by writing in place, so a mapping keeps the bytes
+        // it was opened with.
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| io(path, source))?;
+        // `deserialize` checks that the header parses and the tensors tile the data.
+        SafeTensors::deserialize(&map).map_err(|e| unusable(format!("not safetensors: {e}")))?;
+        let (header, metadata) =
+            SafeTensors::read_metadata(&map).map_err(|e| unusable(e.to_string()))?;
+        let info = metadata.metadata().clone().unwrap_or_default();
+        if info.get("format").map(String::as_str) != Some(FORMAT) {
+            return Err(unusable(format!("not in the {FORMAT} layout")));
+        }
+        if info.get("fingerprint").map(String::as_str) != Some(fingerprint) {
+            return Err(unusable("packed from other weights".into()));
+        }
+        let tensors = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| (name, info.clone()))
+            .collect();
+        Ok(PackedWeights {
+            path: path.to_path_buf(),
+            map: Arc::new(map),
+            data_start: 8 + header,
+            tensors,
+        })
+    }
+
+    /// The packed file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The projection `weight` (e.g. `model.layers.0.mlp.up_proj.weight`) as `rows`
+    /// output channels of `cols` inputs, mapped from the file; `None` when the file does
+    /// not hold it.
+    pub(crate) fn q8(&self, weight: &str, rows: usize, cols: usize) -> Option<Result<Q8Rows>> {
+        let quants = self.tensors.get(&format!("{weight}.q8"))?;
+        let scales = self.tensors.get(&format!("{weight}.scales"))?;
+        let blocks = cols.div_ceil(BLOCK);
+        let wrong = |why: String| Error::Model(format!("{}: {weight}: {why}", self.path.display()));
+        let rows = (|| {
+            if quants.dtype != Dtype::I8 || quants.shape != [rows, blocks * BLOCK] {
+                return Err(wrong(format!(
+                    "quants {:?} {:?}",
+                    quants.dtype, quants.shape
+                )));
+            }
+            if scales.dtype != Dtype::F32 || scales.shape != [rows, blocks] {
+                return Err(wrong(format!(
+                    "scales {:?} {:?}",
+                    scales.dtype, scales.shape
+                )));
+            }
+            let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
+            let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
+            Q8Rows::from_parts(rows, cols, quants, scales).map_err(wrong)
+        })();
+        Some(rows)
+    }
+
+    fn bytes(&self, info: &TensorInfo) -> std::ops::Range<usize> {
+        let (start, end) = info.data_offsets;
+        self.data_start + start..self.data_start + end
+    }
+}
+
+/// Whether the source tensor `name` is a projection that q8 runs in 8 bits.
+pub(crate) fn is_projection(name: &str) -> bool {
+    name.ends_with("_proj.weight")
+}
+
+/// Quantizes every projection of `files` and writes the packed file at `path` (through a
+/// temporary file renamed over it, so a killed process leaves no partial file).
+fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> Result<()> {
+    let model = |e: candle_core::Error| {
+        Error::Model(format!(
+            "cannot read weights of {} to pack them: {e}",
+            files.id
+        ))
+    };
+    // SAFETY: as in `PackedWeights::open`; model files are only read.
+    let source = unsafe { MmapedSafetensors::multi(&files.weights) }.map_err(model)?;
+    let mut tensors = Vec::new();
+    for (name, view) in source.tensors() {
+        if !is_projection(&name) {
+            continue;
+        }
+        let &[rows, cols] = view.shape() else {
+            return Err(Error::Model(format!(
+                "{}: {name} has shape {:?}, a projection is a matrix",
+                files.id,
+                view.shape()
+            )));
+        };
+        let values = values_to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            Error::Model(format!(
+                "{}: {name} is {:?}; q8 packs f32, f16 and bf16 weights",
+                files.id,
+                view.dtype()
+            ))
+        })?;
+        let q8 = Q8Rows::quantize(&values, rows, cols, kernel);
+        let padded = q8.quants().len() / rows.max(1);
+        tensors.push((
+            format!("{name}.q8"),
+            Packed::new(
+                Dtype::I8,
+                vec![rows, padded],
+                bytemuck::cast_slice(q8.quants()),
+            ),
+        ));
+        tensors.push((
+            format!("{name}.scales"),
+            Packed::new(
+                Dtype::F32,
+                vec![rows, padded / BLOCK],
+                bytemuck::cast_slice(q8.scales()),
+            ),
+        ));
+    }
+    if tensors.is_empty() {
+        return Err(Error::Model(format!(
+            "{}: no `*_proj.weight` tensors to pack",
+            files.id
+        )));
+    }
+    let info = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("fingerprint".to_string(), fingerprint.to_string()),
+        ("model".to_string(), files.id.clone()),
+    ]);
+    // safetensors writes a temporary file beside `path` and renames it.
+    safetensors::serialize_to_file(tensors, Some(info), path)
+        .map_err(|e| Error::Model(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Removes other packed files of `model` in `dir` than `keep` (packed from weights that
+/// have since changed). Failures only leave disk space used.
+fn remove_earlier_packs(dir: &Path, model: &str, keep: &Path) {
+    let stem = file_stem(model);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let fingerprint = name
+            .strip_prefix(&stem)
+            .and_then(|rest| rest.strip_suffix(".q8.safetensors"));
+        // Fingerprints are 16 hex digits: a longer model name that merely starts with
+        // this one's stem is not taken for it.
+        let ours =
+            fingerprint.is_some_and(|f| f.len() == 16 && f.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ours && path != keep {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A file-name-safe form of a model id, ending in `-`.
+fn file_stem(model: &str) -> String {
+    let safe: String = model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-")
+}
+
+/// Little-endian f32, f16 or bf16 values widened to f32 (`None` for other types).
+pub(crate) fn values_to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let halves = |convert: fn(u16) -> f32| {
+        bytes
+            .chunks_exact(2)
+            .map(|b| convert(u16::from_le_bytes([b[0], b[1]])))
+            .collect()
+    };
+    match dtype {
+        Dtype::F32 => Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::BF16 => Some(halves(|bits| half::bf16::from_bits(bits).to_f32())),
+        Dtype::F16 => Some(halves(|bits| half::f16::from_bits(bits).to_f32())),
+        _ => None,
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A tensor to write: its bytes in memory.
+struct Packed {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl Packed {
+    fn new(dtype: Dtype, shape: Vec<usize>, data: &[u8]) -> Self {
+        Packed {
+            dtype,
+            shape,
+            data: data.to_vec(),
+        }
+    }
+}
+
+impl View for Packed {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
