@@ -17,7 +17,6 @@ mod x86;
 pub(crate) use stored::Stored;
 
 use rayon::prelude::*;
-use std::collections::BTreeMap;
 
 /// Values per block.
 pub const BLOCK: usize = 32;
@@ -203,7 +202,7 @@ const MAX_OUTLIER_SHARE: usize = 16;
 /// quantized in blocks and multiplied in 8 bits. Returns the m×n row-major product.
 pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     assert_eq!(x.len(), m * k, "x is not m x k");
-    let outliers: Vec<Vec<usize>> = x.chunks_exact(k.max(1)).map(outliers_of_row).collect();
+    let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
     if outliers.iter().all(Vec::is_empty) {
         return matmul(&Q8Rows::quantize(x, m, k, kernel), w, kernel);
     }
@@ -214,28 +213,58 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
         }
     }
     let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
-    // Column by column: each outlier column's weights are dequantized once, then added
-    // to the rows that have it, scaled by their value.
-    let mut rows_of_column: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (r, row) in outliers.iter().enumerate() {
-        for &j in row {
-            rows_of_column.entry(j).or_default().push(r);
-        }
-    }
-    let n = w.rows;
-    let mut column = vec![0f32; n];
-    for (j, rows) in rows_of_column {
-        for (c, value) in column.iter_mut().enumerate() {
-            *value = w.value(c, j);
-        }
-        for r in rows {
-            let xj = x[r * k + j];
-            for (y, wc) in out[r * n..(r + 1) * n].iter_mut().zip(&column) {
-                *y += xj * wc;
-            }
-        }
-    }
+    add_outlier_products(&mut out, x, k, &outliers, w);
     out
+}
+
+/// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
+/// their columns. The weights of every column some row has are dequantized once per
+/// group of output channels, reading each weight row in order (one column of `w` would
+/// read a cache line per channel); each row then sums only its own outliers, in column
+/// order, so a row gives the same result alone or in any batch. Groups run in parallel.
+fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<usize>], w: &Q8Rows) {
+    let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
+    columns.sort_unstable();
+    columns.dedup();
+    let width = columns.len();
+    // Each row's outliers as (position in `columns`, value).
+    let rows: Vec<(usize, Vec<(usize, f32)>)> = outliers
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| !row.is_empty())
+        .map(|(r, row)| {
+            let terms = row
+                .iter()
+                .map(|&j| (columns.partition_point(|&c| c < j), x[r * k + j]))
+                .collect();
+            (r, terms)
+        })
+        .collect();
+    let n = w.rows;
+    let (quants, scales) = (w.quants(), w.scales());
+    let shared = SharedOut(out.as_mut_ptr());
+    const CHANNELS_PER_TASK: usize = 32;
+    (0..n.div_ceil(CHANNELS_PER_TASK))
+        .into_par_iter()
+        .for_each(|task| {
+            let first = task * CHANNELS_PER_TASK;
+            let channels = first..(first + CHANNELS_PER_TASK).min(n);
+            let mut weights = vec![0f32; channels.len() * width];
+            for (c, row) in channels.clone().zip(weights.chunks_exact_mut(width.max(1))) {
+                for (slot, &j) in row.iter_mut().zip(&columns) {
+                    let at = c * w.blocks + j / BLOCK;
+                    *slot = scales[at] * f32::from(quants[at * BLOCK + j % BLOCK]);
+                }
+            }
+            for (r, terms) in &rows {
+                for (c, row) in channels.clone().zip(weights.chunks_exact(width.max(1))) {
+                    let sum: f32 = terms.iter().map(|&(at, v)| v * row[at]).sum();
+                    // SAFETY: `r < m`, `c < n`: inside `out`; each task adds only to its
+                    // own channels' columns.
+                    unsafe { shared.add(r * n + c, sum) };
+                }
+            }
+        });
 }
 
 /// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
@@ -302,6 +331,12 @@ impl SharedOut {
     /// `at` lies inside the buffer, and no other thread touches that element meanwhile.
     unsafe fn write(&self, at: usize, value: f32) {
         *self.0.add(at) = value;
+    }
+
+    /// # Safety
+    /// As [`SharedOut::write`].
+    unsafe fn add(&self, at: usize, value: f32) {
+        *self.0.add(at) += value;
     }
 }
 

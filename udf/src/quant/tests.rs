@@ -179,3 +179,47 @@ fn outliers_are_multiplied_in_f32_and_keep_the_rest_precise() {
         "{decomposed} vs {plain} without the decomposition"
     );
 }
+
+#[test]
+fn rows_with_different_outliers_give_alone_what_they_give_in_a_batch() {
+    let (m, n, k) = (7, 70, 320);
+    let mut x = values(m * k, 31, 1.0);
+    // Row r has outliers in its own columns (row 3 none), some shared between rows.
+    for r in 0..m {
+        if r != 3 {
+            x[r * k + 5 + 40 * r] = 50.0 + r as f32;
+            x[r * k + 300] = -70.0;
+        }
+    }
+    let wf = values(n * k, 32, 0.1);
+    for kernel in [Kernel::Scalar, Kernel::detect()] {
+        let w = Q8Rows::quantize(&wf, n, k, kernel);
+        let batch = matmul_f32(&x, m, k, &w, kernel);
+        for r in 0..m {
+            let alone = matmul_f32(&x[r * k..(r + 1) * k], 1, k, &w, kernel);
+            assert_eq!(alone, batch[r * n..(r + 1) * n], "{kernel:?} row {r}");
+        }
+        // Each row's outlier part is its outliers times the dequantized weights: the
+        // batch minus the product of the rest.
+        let mut rest = x.clone();
+        for r in 0..m {
+            for j in outliers_of_row(&x[r * k..(r + 1) * k]) {
+                rest[r * k + j] = 0.0;
+            }
+        }
+        let inliers = matmul(&Q8Rows::quantize(&rest, m, k, kernel), &w, kernel);
+        for r in 0..m {
+            for c in 0..n {
+                let expected: f32 = outliers_of_row(&x[r * k..(r + 1) * k])
+                    .iter()
+                    .map(|&j| x[r * k + j] * w.value(c, j))
+                    .sum();
+                let got = batch[r * n + c] - inliers[r * n + c];
+                assert!(
+                    (got - expected).abs() <= 1e-3 * (1.0 + expected.abs()),
+                    "{kernel:?} row {r} channel {c}: {got} vs {expected}"
+                );
+            }
+        }
+    }
+}
