@@ -1,10 +1,12 @@
-//! `lancet cache`: the machine-wide embedding cache, shown, pruned or cleared.
+//! `lancet cache`: the machine-wide embedding cache, shown, pruned or cleared, and the
+//! packed q8 weights shown beside it.
 
 use super::locate::embedding_cache;
 use super::Args;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
-use lancet::engine::cache::{CacheStats, PruneReport};
+use lancet::engine::cache::{default_weights_dir, CacheStats, PruneReport};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Arguments of `lancet cache`.
@@ -43,7 +45,7 @@ pub fn run(args: &Args, a: &CacheArgs) -> Result<()> {
         )
     })?;
     match &a.action {
-        None | Some(CacheAction::Show) => show(&cache.stats()?, a.json),
+        None | Some(CacheAction::Show) => show(&cache.stats()?, packed_weights(), a.json),
         Some(CacheAction::Prune {
             max_mb,
             older_than_days,
@@ -60,9 +62,38 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn show(stats: &CacheStats, json: bool) -> Result<()> {
+/// The q8 weights packed at the first q8 load of each model (`--precision q8`), beside
+/// the embedding cache: where, how many files and how many bytes.
+#[derive(serde::Serialize)]
+struct PackedWeights {
+    root: PathBuf,
+    files: usize,
+    bytes: u64,
+}
+
+fn packed_weights() -> Option<PackedWeights> {
+    let root = default_weights_dir()?;
+    let (files, bytes) = folder_size(&root);
+    Some(PackedWeights { root, files, bytes })
+}
+
+/// Files directly in `dir` and their bytes (0 and 0 when it does not exist).
+fn folder_size(dir: &Path) -> (usize, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+}
+
+fn show(stats: &CacheStats, weights: Option<PackedWeights>, json: bool) -> Result<()> {
     if json {
-        outln!("{}", serde_json::to_string_pretty(stats)?)?;
+        let mut shown = serde_json::to_value(stats)?;
+        shown["packed_weights"] = serde_json::to_value(&weights)?;
+        outln!("{}", serde_json::to_string_pretty(&shown)?)?;
         return Ok(());
     }
     outln!(
@@ -81,6 +112,14 @@ fn show(stats: &CacheStats, json: bool) -> Result<()> {
             model.namespace,
             model.entries,
             mb(model.bytes)
+        )?;
+    }
+    if let Some(weights) = weights {
+        outln!(
+            "packed q8 weights {}: {} files, {:.1} MB (delete the folder to reclaim it)",
+            weights.root.display(),
+            weights.files,
+            mb(weights.bytes)
         )?;
     }
     Ok(())

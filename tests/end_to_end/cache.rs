@@ -176,6 +176,19 @@ fn lancet_cache_shows_each_model_and_prunes_to_a_size() {
     );
     let bytes = shown["bytes"].as_u64().unwrap();
     assert!(bytes > 0);
+    // No q8 load yet: no packed weights.
+    assert_eq!(shown["packed_weights"]["files"], 0, "{shown}");
+    let out = lancet(
+        &["--model", m, "--precision", "q8", "embed", "fn f() {}"],
+        work.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = json(&lancet(&["--cache-dir", c, "cache", "--json"], work.path()));
+    assert_eq!(shown["packed_weights"]["files"], 1, "{shown}");
+    assert!(
+        shown["packed_weights"]["bytes"].as_u64().unwrap() > 0,
+        "{shown}"
+    );
 
     // Within the bound: nothing goes. Over it: the least recently used go.
     let pruned = json(&lancet(
