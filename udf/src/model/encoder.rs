@@ -116,32 +116,45 @@ impl QwenEncoder {
         let device = options.device.open()?;
         let dtype = options.dtype.unwrap_or(options.device.default_dtype());
         let fingerprint = files.fingerprint()?;
-        let unreadable = |e: candle_core::Error| {
-            Error::Model(format!("cannot read weights of {}: {e}", files.id))
+        let load_model = || -> Result<Qwen2Model> {
+            let unreadable = |e: candle_core::Error| {
+                Error::Model(format!("cannot read weights of {}: {e}", files.id))
+            };
+            // SAFETY: the files are memory-mapped read-only; Lancet never writes them,
+            // and a concurrent writer of model files is outside what any loader can
+            // guard against.
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device) }
+                .map_err(unreadable)?;
+            // SAFETY: as above.
+            let mapped = unsafe { MmapedSafetensors::multi(&files.weights) }.map_err(unreadable)?;
+            let linears = Linears {
+                precision: options.precision,
+                packed: Self::packed(files, &fingerprint, &options),
+            };
+            let max_positions = options.max_query_tokens.max(options.max_document_tokens);
+            Qwen2Model::load(&config, vb, max_positions, &linears, Some(Arc::new(mapped))).map_err(
+                |e| {
+                    Error::Model(format!(
+                        "weights of {} do not match its config.json: {e}",
+                        files.id
+                    ))
+                },
+            )
         };
-        // SAFETY: the files are memory-mapped read-only; Lancet never writes them, and a
-        // concurrent writer of model files is outside what any loader can guard against.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files.weights, dtype, &device) }
-            .map_err(unreadable)?;
-        // SAFETY: as above.
-        let mapped = unsafe { MmapedSafetensors::multi(&files.weights) }.map_err(unreadable)?;
-        let linears = Linears {
-            precision: options.precision,
-            packed: Self::packed(files, &fingerprint, &options),
-        };
-        let max_positions = options.max_query_tokens.max(options.max_document_tokens);
-        let model = Qwen2Model::load(&config, vb, max_positions, &linears, Some(Arc::new(mapped)))
-            .map_err(|e| {
-                Error::Model(format!(
-                    "weights of {} do not match its config.json: {e}",
-                    files.id
-                ))
-            })?;
+        // The tokenizer parses while the weights load: a real tokenizer.json takes about
+        // 0.4 s, most of a start whose weights are mapped.
+        let (model, tokenizer) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| TextTokenizer::from_file(&files.tokenizer, 1));
+            let model = load_model();
+            let tokenizer = tokenizer
+                .join()
+                .map_err(|_| Error::Tokenizer("loading the tokenizer panicked".into()));
+            (model, tokenizer)
+        });
+        let (model, tokenizer) = (model?, tokenizer??);
         let limit = |n: usize| n.min(model.max_positions());
-        let query_tokenizer =
-            TextTokenizer::from_file(&files.tokenizer, limit(options.max_query_tokens))?;
-        let document_tokenizer =
-            query_tokenizer.with_max_tokens(limit(options.max_document_tokens))?;
+        let query_tokenizer = tokenizer.with_max_tokens(limit(options.max_query_tokens))?;
+        let document_tokenizer = tokenizer.with_max_tokens(limit(options.max_document_tokens))?;
         let identity = ModelIdentity {
             id: files.id.clone(),
             revision: fingerprint,
