@@ -89,6 +89,15 @@ fn q8_weights_are_packed_once_and_mapped_after_with_the_same_vectors() {
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now[0], pack);
 
+    // A model folder of the same name elsewhere is another model: both packs stay.
+    let elsewhere = root.path().join("other").join("model");
+    write_tiny_model_as(&elsewhere, 7, DType::BF16);
+    assert!(q8(&elsewhere, Some(&cache)).weights_mapped());
+    assert_eq!(packs(&cache).len(), 2);
+    assert!(q8(&model, Some(&cache)).weights_mapped());
+    assert_eq!(packs(&cache).len(), 2);
+    std::fs::remove_file(packs(&cache).into_iter().find(|p| *p != now[0]).unwrap()).unwrap();
+
     // f32 has nothing to pack.
     let f32_encoder = QwenEncoder::load(
         model.to_str().unwrap(),

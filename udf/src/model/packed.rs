@@ -45,10 +45,7 @@ impl PackedWeights {
         fingerprint: &str,
         kernel: Kernel,
     ) -> Result<Self> {
-        let path = dir.join(format!(
-            "{}{fingerprint}.q8.safetensors",
-            file_stem(&files.id)
-        ));
+        let path = dir.join(format!("{}{fingerprint}.q8.safetensors", file_stem(files)));
         if path.exists() {
             match Self::open(&path, fingerprint) {
                 Ok(packed) => return Ok(packed),
@@ -57,7 +54,7 @@ impl PackedWeights {
         }
         std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
         pack(files, fingerprint, kernel, &path)?;
-        remove_earlier_packs(dir, &files.id, &path);
+        remove_earlier_packs(dir, files, &path);
         Self::open(&path, fingerprint)
     }
 
@@ -203,10 +200,10 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
         .map_err(|e| Error::Model(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Removes other packed files of `model` in `dir` than `keep` (packed from weights that
-/// have since changed). Failures only leave disk space used.
-fn remove_earlier_packs(dir: &Path, model: &str, keep: &Path) {
-    let stem = file_stem(model);
+/// Removes other packed files of the model at `files`' place in `dir` than `keep` (packed
+/// from weights that have since changed there). Failures only leave disk space used.
+fn remove_earlier_packs(dir: &Path, files: &ModelFiles, keep: &Path) {
+    let stem = file_stem(files);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -226,9 +223,13 @@ fn remove_earlier_packs(dir: &Path, model: &str, keep: &Path) {
     }
 }
 
-/// A file-name-safe form of a model id, ending in `-`.
-fn file_stem(model: &str) -> String {
-    let safe: String = model
+/// A file-name-safe form of the model's id and a hash of its folder, ending in `-`: two
+/// folders of the same name are two models, each keeping its own packed file.
+fn file_stem(files: &ModelFiles) -> String {
+    let folder = files.config.parent().unwrap_or(Path::new(""));
+    let place = blake3::hash(folder.as_os_str().as_encoded_bytes()).to_hex();
+    let safe: String = files
+        .id
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
@@ -238,7 +239,7 @@ fn file_stem(model: &str) -> String {
             }
         })
         .collect();
-    format!("{safe}-")
+    format!("{safe}-{}-", &place[..8])
 }
 
 /// Little-endian f32, f16 or bf16 values widened to f32 (`None` for other types).
