@@ -6,11 +6,14 @@
 //! it only coarsens its own block. A product accumulates each block's 32 byte products
 //! exactly in i32 and scales the sum in f32.
 //!
-//! Kernels: AVX2 (`vpmaddubsw` + `vpmaddwd`), chosen at run time where the CPU has it,
-//! and a scalar one that is the reference the tests hold every SIMD path to.
+//! Kernels, chosen at run time by what the CPU has: AVX-512 VNNI (`vpdpbusd`), AVX2
+//! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
+//! every SIMD path to.
 
 mod scalar;
 mod stored;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -159,16 +162,31 @@ pub enum Kernel {
     Scalar,
     /// AVX2 and FMA (x86-64).
     Avx2,
+    /// AVX-512 VNNI, with AVX2 and FMA for quantizing (x86-64: Ice Lake and later Xeons,
+    /// AMD Zen 4 and later).
+    Avx512Vnni,
 }
 
 impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn detect() -> Kernel {
+        Kernel::available().pop().unwrap_or(Kernel::Scalar)
+    }
+
+    /// Every kernel this CPU runs, slowest first: the scalar one, then each SIMD one.
+    pub fn available() -> Vec<Kernel> {
+        let mut kernels = vec![Kernel::Scalar];
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Kernel::Avx2;
+            kernels.push(Kernel::Avx2);
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                kernels.push(Kernel::Avx512Vnni);
+            }
         }
-        Kernel::Scalar
+        kernels
     }
 
     /// Whether this CPU has a SIMD kernel (q8 is then worth choosing).
@@ -176,13 +194,22 @@ impl Kernel {
         self != Kernel::Scalar
     }
 
+    /// Output channels one task of [`matmul`] computes.
+    fn channels_per_task(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => vnni::CHANNELS_PER_TASK,
+            _ => 16,
+        }
+    }
+
     /// Quantizes one block into `out`; returns its scale.
     fn quantize_block(self, block: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> f32 {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2` is only chosen where the CPU has AVX2 and FMA (`detect`, or
-            // a test that checked the same).
-            Kernel::Avx2 => unsafe { x86::quantize_block(block, out) },
+            // SAFETY: these kernels are only chosen where the CPU has AVX2 and FMA
+            // (`available`).
+            Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { x86::quantize_block(block, out) },
             _ => scalar::quantize_block(block, out),
         }
     }
@@ -218,15 +245,14 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
 }
 
 /// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
-/// their columns. The weights of every column some row has are dequantized once per
-/// group of output channels, reading each weight row in order (one column of `w` would
-/// read a cache line per channel); each row then sums only its own outliers, in column
-/// order, so a row gives the same result alone or in any batch. Groups run in parallel.
+/// their columns. Each task dequantizes the weights of every column some row has for its
+/// channels, laid out column by column so that one outlier meets all the task's channels
+/// in one vector step; each row then sums only its own outliers, in column order, every
+/// channel on its own lane, so a row gives the same result alone or in any batch.
 fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<usize>], w: &Q8Rows) {
     let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
     columns.sort_unstable();
     columns.dedup();
-    let width = columns.len();
     // Each row's outliers as (position in `columns`, value).
     let rows: Vec<(usize, Vec<(usize, f32)>)> = outliers
         .iter()
@@ -241,30 +267,64 @@ fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<us
         })
         .collect();
     let n = w.rows;
-    let (quants, scales) = (w.quants(), w.scales());
     let shared = SharedOut(out.as_mut_ptr());
-    const CHANNELS_PER_TASK: usize = 32;
-    (0..n.div_ceil(CHANNELS_PER_TASK))
-        .into_par_iter()
-        .for_each(|task| {
-            let first = task * CHANNELS_PER_TASK;
-            let channels = first..(first + CHANNELS_PER_TASK).min(n);
-            let mut weights = vec![0f32; channels.len() * width];
-            for (c, row) in channels.clone().zip(weights.chunks_exact_mut(width.max(1))) {
-                for (slot, &j) in row.iter_mut().zip(&columns) {
-                    let at = c * w.blocks + j / BLOCK;
-                    *slot = scales[at] * f32::from(quants[at * BLOCK + j % BLOCK]);
-                }
+    for_each_task(n, OUTLIER_LANES, |first, channels| {
+        let mut weights = vec![0f32; columns.len() * OUTLIER_LANES];
+        for lane in 0..channels {
+            for (slot, &j) in columns.iter().enumerate() {
+                weights[slot * OUTLIER_LANES + lane] = w.value(first + lane, j);
             }
-            for (r, terms) in &rows {
-                for (c, row) in channels.clone().zip(weights.chunks_exact(width.max(1))) {
-                    let sum: f32 = terms.iter().map(|&(at, v)| v * row[at]).sum();
-                    // SAFETY: `r < m`, `c < n`: inside `out`; each task adds only to its
-                    // own channels' columns.
-                    unsafe { shared.add(r * n + c, sum) };
-                }
+        }
+        for (r, terms) in &rows {
+            let sums = outlier_sums(terms, &weights);
+            // SAFETY: `r < m`, `first + channels <= n`: inside `out`; each task adds
+            // only to its own channels' columns.
+            let row = unsafe { shared.slice(r * n + first, channels) };
+            for (y, sum) in row.iter_mut().zip(sums) {
+                *y += sum;
             }
-        });
+        }
+    });
+}
+
+/// Channels one task of [`add_outlier_products`] covers, one per lane.
+const OUTLIER_LANES: usize = 32;
+
+/// For each lane, the sum of `value × weights[slot][lane]` over `terms`, in order.
+fn outlier_sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+    #[inline(always)]
+    fn sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+        let mut sums = [0f32; OUTLIER_LANES];
+        for &(slot, value) in terms {
+            let column = &weights[slot * OUTLIER_LANES..(slot + 1) * OUTLIER_LANES];
+            for (sum, &weight) in sums.iter_mut().zip(column) {
+                *sum += value * weight;
+            }
+        }
+        sums
+    }
+    // The same separate multiply and add on every path (Rust never fuses them), so the
+    // wider vectors change the speed, not the bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sums_avx2(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+        sums(terms, weights)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { sums_avx2(terms, weights) };
+    }
+    sums(terms, weights)
+}
+
+/// Runs `task(first, channels)` on the rayon pool for each run of `per_task` output
+/// channels out of `n` (the last run may be shorter).
+fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) {
+    (0..n.div_ceil(per_task)).into_par_iter().for_each(|t| {
+        let first = t * per_task;
+        task(first, per_task.min(n - first));
+    });
 }
 
 /// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
@@ -293,28 +353,36 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     let (m, n) = (a.rows, w.rows);
     let mut out = vec![0f32; m * n];
     let shared = SharedOut(out.as_mut_ptr());
-    const CHANNELS_PER_TASK: usize = 16;
-    (0..n.div_ceil(CHANNELS_PER_TASK))
-        .into_par_iter()
-        .for_each(|task| {
-            let first = task * CHANNELS_PER_TASK;
-            let channels = CHANNELS_PER_TASK.min(n - first);
-            // The task's channels, channel-major, then into their columns of `out`.
-            let mut local = vec![0f32; channels * m];
-            match kernel {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as in `quantize_block`.
-                Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, &mut local) },
-                _ => scalar::channels(a, w, first, channels, &mut local),
+    #[cfg(target_arch = "x86_64")]
+    let starts = match kernel {
+        Kernel::Avx512Vnni => vnni::start_sums(a),
+        _ => Vec::new(),
+    };
+    let per_task = kernel.channels_per_task();
+    for_each_task(n, per_task, |first, channels| {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512Vnni {
+            // SAFETY: chosen only where the CPU has AVX-512 VNNI (`Kernel::available`);
+            // `channels <= per_task`; the task writes only its own channels of `out`.
+            unsafe { vnni::channels(a, &starts, w, first, channels, &shared, n) };
+            return;
+        }
+        // The task's channels, channel-major, then into their columns of `out`.
+        let mut local = vec![0f32; channels * m];
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen only where the CPU has AVX2 and FMA (`Kernel::available`).
+            Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, &mut local) },
+            _ => scalar::channels(a, w, first, channels, &mut local),
+        }
+        for (c, column) in local.chunks_exact(m.max(1)).enumerate() {
+            for (r, &value) in column.iter().enumerate() {
+                // SAFETY: `r < m`, `first + c < n`: inside `out`; each task writes
+                // only its own channels' columns, so no two tasks write one element.
+                unsafe { shared.write(r * n + first + c, value) };
             }
-            for (c, column) in local.chunks_exact(m.max(1)).enumerate() {
-                for (r, &value) in column.iter().enumerate() {
-                    // SAFETY: `r < m`, `first + c < n`: inside `out`; each task writes
-                    // only its own channels' columns, so no two tasks write one element.
-                    unsafe { shared.write(r * n + first + c, value) };
-                }
-            }
-        });
+        }
+    });
     out
 }
 
@@ -333,10 +401,13 @@ impl SharedOut {
         *self.0.add(at) = value;
     }
 
+    /// `len` elements from `at`.
+    ///
     /// # Safety
-    /// As [`SharedOut::write`].
-    unsafe fn add(&self, at: usize, value: f32) {
-        *self.0.add(at) += value;
+    /// They lie inside the buffer, and no other thread touches them while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, at: usize, len: usize) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(at), len)
     }
 }
 

@@ -19,7 +19,7 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 }
 
 fn simd_kernels() -> Vec<Kernel> {
-    [Kernel::detect()]
+    Kernel::available()
         .into_iter()
         .filter(|k| k.is_simd())
         .collect()
@@ -89,6 +89,9 @@ fn every_kernel_computes_the_product_of_the_quantized_matrices() {
         // Eight-channel tiles beside two-channel edges in one task.
         (6, 27, 64),
         (2, 8, 4864),
+        // Whole and partial 32-channel tasks, four-row tiles and single-row edges.
+        (11, 70, 160),
+        (4, 64, 896),
     ] {
         let a = Q8Rows::quantize(&values(m * k, 3, 2.0), m, k, Kernel::Scalar);
         let w = Q8Rows::quantize(&values(n * k, 5, 0.1), n, k, Kernel::Scalar);
@@ -192,7 +195,7 @@ fn rows_with_different_outliers_give_alone_what_they_give_in_a_batch() {
         }
     }
     let wf = values(n * k, 32, 0.1);
-    for kernel in [Kernel::Scalar, Kernel::detect()] {
+    for kernel in Kernel::available() {
         let w = Q8Rows::quantize(&wf, n, k, kernel);
         let batch = matmul_f32(&x, m, k, &w, kernel);
         for r in 0..m {
