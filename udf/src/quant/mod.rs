@@ -240,7 +240,7 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
         }
     }
     let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
-    add_outlier_products(&mut out, x, k, &outliers, w);
+    add_outlier_products(&mut out, x, k, &outliers, w, kernel);
     out
 }
 
@@ -249,7 +249,14 @@ pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> 
 /// channels, laid out column by column so that one outlier meets all the task's channels
 /// in one vector step; each row then sums only its own outliers, in column order, every
 /// channel on its own lane, so a row gives the same result alone or in any batch.
-fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<usize>], w: &Q8Rows) {
+fn add_outlier_products(
+    out: &mut [f32],
+    x: &[f32],
+    k: usize,
+    outliers: &[Vec<usize>],
+    w: &Q8Rows,
+    kernel: Kernel,
+) {
     let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
     columns.sort_unstable();
     columns.dedup();
@@ -276,7 +283,7 @@ fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<us
             }
         }
         for (r, terms) in &rows {
-            let sums = outlier_sums(terms, &weights);
+            let sums = outlier_sums(terms, &weights, kernel);
             // SAFETY: `r < m`, `first + channels <= n`: inside `out`; each task adds
             // only to its own channels' columns.
             let row = unsafe { shared.slice(r * n + first, channels) };
@@ -291,7 +298,7 @@ fn add_outlier_products(out: &mut [f32], x: &[f32], k: usize, outliers: &[Vec<us
 const OUTLIER_LANES: usize = 32;
 
 /// For each lane, the sum of `value × weights[slot][lane]` over `terms`, in order.
-fn outlier_sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32; OUTLIER_LANES] {
     #[inline(always)]
     fn sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
         let mut sums = [0f32; OUTLIER_LANES];
@@ -310,12 +317,12 @@ fn outlier_sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES]
     unsafe fn sums_avx2(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
         sums(terms, weights)
     }
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { sums_avx2(terms, weights) };
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: these kernels are only chosen where the CPU has AVX2 (`available`).
+        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { sums_avx2(terms, weights) },
+        _ => sums(terms, weights),
     }
-    sums(terms, weights)
 }
 
 /// Runs `task(first, channels)` on the rayon pool for each run of `per_task` output
@@ -364,7 +371,7 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
         if kernel == Kernel::Avx512Vnni {
             // SAFETY: chosen only where the CPU has AVX-512 VNNI (`Kernel::available`);
             // `channels <= per_task`; the task writes only its own channels of `out`.
-            unsafe { vnni::channels(a, &starts, w, first, channels, &shared, n) };
+            unsafe { vnni::channels(a, &starts, w, first, channels, &shared) };
             return;
         }
         // The task's channels, channel-major, then into their columns of `out`.

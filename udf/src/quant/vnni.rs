@@ -68,7 +68,7 @@ impl Panel {
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI; `channels <= CHANNELS_PER_TASK`,
-/// `first + channels <= n == w.rows`, `out` holds `a.rows × n`, and no other thread
+/// `first + channels <= w.rows`, `out` holds `a.rows × w.rows`, and no other thread
 /// touches these columns meanwhile.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn channels(
@@ -78,11 +78,10 @@ pub unsafe fn channels(
     first: usize,
     channels: usize,
     out: &SharedOut,
-    n: usize,
 ) {
     debug_assert!(channels <= CHANNELS_PER_TASK);
     let panel = Panel::new(w, first, channels);
-    let m = a.rows;
+    let (m, n) = (a.rows, w.rows);
     let mut r = 0;
     while r < m {
         let tall = if m - r >= 4 { 4 } else { 1 };
