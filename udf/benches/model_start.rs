@@ -11,6 +11,12 @@
 //!     cargo bench -p lancet-udf --bench model_start -- --model /tmp/random-0.5b --precision q8 --weights-cache /tmp/packed
 //!
 //! (`RAYON_NUM_THREADS=2` to pin the thread count.)
+//!
+//! `--documents FILE` (a JSON array of strings) also embeds those texts as code
+//! documents, in one call as an indexing job does, and reports their tokens per second;
+//! `--query TEXT` replaces the query; `--vectors-out FILE` writes the raw pooled vectors
+//! (`{"query": [...], "documents": [[...], ...]}`) for `scripts/bench_cpu_peers.py`,
+//! which compares them with other engines'.
 
 #[path = "support/args.rs"]
 mod args;
@@ -37,6 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let precision: Precision = arg("--precision", Precision::F32);
     let cache: String = arg("--weights-cache", String::new());
     let repeats: usize = arg("--repeats", 10);
+    let query: String = arg("--query", QUERY.to_string());
+    let documents: Vec<String> = match arg("--documents", String::new()) {
+        path if path.is_empty() => Vec::new(),
+        path => serde_json::from_str(&std::fs::read_to_string(&path)?)?,
+    };
+    let vectors_out: String = arg("--vectors-out", String::new());
     let options = EncoderOptions {
         precision,
         weights_cache: (!cache.is_empty()).then(|| PathBuf::from(&cache)),
@@ -45,16 +57,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started_loading = Instant::now();
     let encoder = QwenEncoder::load(&model, options)?;
     let encoder_load_seconds = started_loading.elapsed().as_secs_f64();
-    let first = encoder.encode(&[QUERY], Task::Nl2Code.query())?;
+    let first = encoder.encode(&[query.as_str()], Task::Nl2Code.query())?;
     let first_embedding = started.elapsed().as_secs_f64();
     let mut latencies: Vec<f64> = (0..repeats)
         .map(|_| {
             let t = Instant::now();
             encoder
-                .encode(&[QUERY], Task::Nl2Code.query())
+                .encode(&[query.as_str()], Task::Nl2Code.query())
                 .map(|_| t.elapsed().as_secs_f64())
         })
         .collect::<Result<_, _>>()?;
+    let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
+    let documents_started = Instant::now();
+    let embedded = match texts.is_empty() {
+        true => None,
+        false => Some(encoder.encode(&texts, Task::Nl2Code.document())?),
+    };
+    let documents_seconds = documents_started.elapsed().as_secs_f64();
     let peak_rss = peak_rss_mb();
     // The tokenizer alone, as the encoder loads it (one per role): part of the load.
     let tokenizer_started = Instant::now();
@@ -75,7 +94,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tokenizer_seconds": tokenizer_seconds, "start_to_first_embedding_seconds": first_embedding,
         "query_p50_ms": p50 * 1e3, "peak_rss_mb": peak_rss,
         "threads": rayon::current_num_threads(),
+        "documents": texts.len(),
+        "documents_tokens": embedded.as_ref().map(|e| e.tokens),
+        "documents_seconds": embedded.as_ref().map(|_| documents_seconds),
+        "documents_tokens_per_second":
+            embedded.as_ref().map(|e| e.tokens as f64 / documents_seconds),
     });
+    if !vectors_out.is_empty() {
+        let rows: Vec<&[f32]> = embedded.iter().flat_map(|e| e.rows()).collect();
+        let vectors = serde_json::json!({ "query": first.row(0), "documents": rows });
+        std::fs::write(&vectors_out, vectors.to_string())?;
+    }
     println!("{report}");
     Ok(())
 }

@@ -57,7 +57,7 @@ fn main() {
                 std::hint::black_box(matmul(&xq, &wq, kernel));
             });
             let q8_whole = time(runs, || {
-                std::hint::black_box(matmul_f32(&x, m, k, &wq, kernel));
+                std::hint::black_box(matmul_f32(&x, m, k, &wq, None, kernel));
             });
             println!(
                 "{name}: {kernel:?} q8 product {:.1} GMAC/s, with quantizing x {:.1} GMAC/s",

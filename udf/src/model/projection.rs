@@ -3,7 +3,7 @@
 
 use super::packed::PackedWeights;
 use super::precision::Precision;
-use crate::quant::{matmul_f32, Kernel, Q8Rows};
+use crate::quant::{matmul_f32, Kernel, Q8Rows, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub enum Projection {
     /// 8-bit blocks on the CPU.
     Q8 {
         weights: Q8Rows,
+        /// The weights again, column by column, where inputs have many outliers.
+        columns: Option<WeightColumns>,
         bias: Option<Vec<f32>>,
         kernel: Kernel,
     },
@@ -74,9 +76,30 @@ impl Projection {
         };
         Ok(Projection::Q8 {
             weights,
+            columns: None,
             bias,
             kernel: Precision::kernel(),
         })
+    }
+
+    /// This projection, expecting many outlier values in its inputs (several per block
+    /// of 32): in q8 it keeps its weights column by column too (as many bytes again), so
+    /// that their f32 products read each outlier's weights in one pass.
+    pub fn expecting_many_outliers(self) -> Self {
+        match self {
+            Projection::Q8 {
+                weights,
+                columns: None,
+                bias,
+                kernel,
+            } => Projection::Q8 {
+                columns: Some(WeightColumns::new(&weights)),
+                weights,
+                bias,
+                kernel,
+            },
+            other => other,
+        }
     }
 
     /// The layer applied to `xs` (`[..., in]`).
@@ -85,6 +108,7 @@ impl Projection {
             Projection::Dense(linear) => linear.forward(xs),
             Projection::Q8 {
                 weights,
+                columns,
                 bias,
                 kernel,
             } => {
@@ -95,7 +119,7 @@ impl Projection {
                 }
                 let data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
                 let rows = data.len() / k.max(1);
-                let mut out = matmul_f32(&data, rows, k, weights, *kernel);
+                let mut out = matmul_f32(&data, rows, k, weights, columns.as_ref(), *kernel);
                 let n = weights.rows();
                 if let Some(bias) = bias {
                     for row in out.chunks_exact_mut(n) {

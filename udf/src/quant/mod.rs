@@ -10,6 +10,7 @@
 //! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
 //! every SIMD path to.
 
+mod outliers;
 mod scalar;
 mod stored;
 #[cfg(target_arch = "x86_64")]
@@ -17,6 +18,7 @@ mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use outliers::{matmul_f32, WeightColumns};
 pub(crate) use stored::Stored;
 
 use rayon::prelude::*;
@@ -215,116 +217,6 @@ impl Kernel {
     }
 }
 
-/// A value of a token's activations is an outlier when its magnitude is this many times
-/// the token's median: an 8-bit block would leave the rest of its block almost no
-/// precision, so it is multiplied in f32 instead (LLM.int8()'s decomposition, per token
-/// so that a row gives the same result alone or in any batch).
-const OUTLIER_RATIO: f32 = 8.0;
-
-/// At most this share of a row's values (1 in 16) is taken as outliers.
-const MAX_OUTLIER_SHARE: usize = 16;
-
-/// `x · wᵀ` for f32 activations `x` (m rows of k values): each row's outliers (see
-/// [`OUTLIER_RATIO`]) are multiplied in f32 against `w`'s dequantized values, the rest
-/// quantized in blocks and multiplied in 8 bits. Returns the m×n row-major product.
-pub fn matmul_f32(x: &[f32], m: usize, k: usize, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
-    assert_eq!(x.len(), m * k, "x is not m x k");
-    let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
-    if outliers.iter().all(Vec::is_empty) {
-        return matmul(&Q8Rows::quantize(x, m, k, kernel), w, kernel);
-    }
-    let mut rest = x.to_vec();
-    for (r, row) in outliers.iter().enumerate() {
-        for &j in row {
-            rest[r * k + j] = 0.0;
-        }
-    }
-    let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
-    add_outlier_products(&mut out, x, k, &outliers, w, kernel);
-    out
-}
-
-/// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
-/// their columns. Each task dequantizes the weights of every column some row has for its
-/// channels, laid out column by column so that one outlier meets all the task's channels
-/// in one vector step; each row then sums only its own outliers, in column order, every
-/// channel on its own lane, so a row gives the same result alone or in any batch.
-fn add_outlier_products(
-    out: &mut [f32],
-    x: &[f32],
-    k: usize,
-    outliers: &[Vec<usize>],
-    w: &Q8Rows,
-    kernel: Kernel,
-) {
-    let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
-    columns.sort_unstable();
-    columns.dedup();
-    // Each row's outliers as (position in `columns`, value).
-    let rows: Vec<(usize, Vec<(usize, f32)>)> = outliers
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| !row.is_empty())
-        .map(|(r, row)| {
-            let terms = row
-                .iter()
-                .map(|&j| (columns.partition_point(|&c| c < j), x[r * k + j]))
-                .collect();
-            (r, terms)
-        })
-        .collect();
-    let n = w.rows;
-    let shared = SharedOut(out.as_mut_ptr());
-    for_each_task(n, OUTLIER_LANES, |first, channels| {
-        let mut weights = vec![0f32; columns.len() * OUTLIER_LANES];
-        for lane in 0..channels {
-            for (slot, &j) in columns.iter().enumerate() {
-                weights[slot * OUTLIER_LANES + lane] = w.value(first + lane, j);
-            }
-        }
-        for (r, terms) in &rows {
-            let sums = outlier_sums(terms, &weights, kernel);
-            // SAFETY: `r < m`, `first + channels <= n`: inside `out`; each task adds
-            // only to its own channels' columns.
-            let row = unsafe { shared.slice(r * n + first, channels) };
-            for (y, sum) in row.iter_mut().zip(sums) {
-                *y += sum;
-            }
-        }
-    });
-}
-
-/// Channels one task of [`add_outlier_products`] covers, one per lane.
-const OUTLIER_LANES: usize = 32;
-
-/// For each lane, the sum of `value × weights[slot][lane]` over `terms`, in order.
-fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32; OUTLIER_LANES] {
-    #[inline(always)]
-    fn sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
-        let mut sums = [0f32; OUTLIER_LANES];
-        for &(slot, value) in terms {
-            let column = &weights[slot * OUTLIER_LANES..(slot + 1) * OUTLIER_LANES];
-            for (sum, &weight) in sums.iter_mut().zip(column) {
-                *sum += value * weight;
-            }
-        }
-        sums
-    }
-    // The same separate multiply and add on every path (Rust never fuses them), so the
-    // wider vectors change the speed, not the bits.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn sums_avx2(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
-        sums(terms, weights)
-    }
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: these kernels are only chosen where the CPU has AVX2 (`available`).
-        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { sums_avx2(terms, weights) },
-        _ => sums(terms, weights),
-    }
-}
-
 /// Runs `task(first, channels)` on the rayon pool for each run of `per_task` output
 /// channels out of `n` (the last run may be shorter).
 fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) {
@@ -332,25 +224,6 @@ fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) 
         let first = t * per_task;
         task(first, per_task.min(n - first));
     });
-}
-
-/// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
-/// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest).
-fn outliers_of_row(row: &[f32]) -> Vec<usize> {
-    let k = row.len();
-    if k < 2 * BLOCK {
-        return Vec::new(); // one block: no other block to spare
-    }
-    let mut magnitudes: Vec<f32> = row.iter().map(|v| v.abs()).collect();
-    let (_, median, _) = magnitudes.select_nth_unstable_by(k / 2, f32::total_cmp);
-    let threshold = *median * OUTLIER_RATIO;
-    let mut outliers: Vec<usize> = (0..k).filter(|&j| row[j].abs() > threshold).collect();
-    if outliers.len() > k / MAX_OUTLIER_SHARE {
-        outliers.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
-        outliers.truncate(k / MAX_OUTLIER_SHARE);
-        outliers.sort_unstable();
-    }
-    outliers
 }
 
 /// `a · wᵀ`: for `a` of m rows and `w` of n rows (both over the same k columns), the m×n

@@ -1,4 +1,5 @@
-use super::{matmul, matmul_f32, outliers_of_row, Kernel, Q8Rows, BLOCK};
+use super::outliers::outliers_of_row;
+use super::{matmul, matmul_f32, Kernel, Q8Rows, WeightColumns, BLOCK};
 
 /// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -174,7 +175,7 @@ fn outliers_are_multiplied_in_f32_and_keep_the_rest_precise() {
         let norm: f64 = exact.iter().map(|e| e * e).sum();
         (diff / norm).sqrt()
     };
-    let decomposed = error(&matmul_f32(&x, m, k, &w, kernel));
+    let decomposed = error(&matmul_f32(&x, m, k, &w, None, kernel));
     let plain = error(&matmul(&Q8Rows::quantize(&x, m, k, kernel), &w, kernel));
     assert!(decomposed < 0.01, "relative error {decomposed}");
     assert!(
@@ -197,9 +198,9 @@ fn rows_with_different_outliers_give_alone_what_they_give_in_a_batch() {
     let wf = values(n * k, 32, 0.1);
     for kernel in Kernel::available() {
         let w = Q8Rows::quantize(&wf, n, k, kernel);
-        let batch = matmul_f32(&x, m, k, &w, kernel);
+        let batch = matmul_f32(&x, m, k, &w, None, kernel);
         for r in 0..m {
-            let alone = matmul_f32(&x[r * k..(r + 1) * k], 1, k, &w, kernel);
+            let alone = matmul_f32(&x[r * k..(r + 1) * k], 1, k, &w, None, kernel);
             assert_eq!(alone, batch[r * n..(r + 1) * n], "{kernel:?} row {r}");
         }
         // Each row's outlier part is its outliers times the dequantized weights: the
@@ -224,5 +225,31 @@ fn rows_with_different_outliers_give_alone_what_they_give_in_a_batch() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn outlier_products_read_by_column_equal_those_read_by_task_to_the_bit() {
+    // Heavy tails: each row has tens of outliers, rows share some of them, one row none.
+    let (m, n, k) = (9, 75, 1000);
+    let mut x = values(m * k, 41, 1.0);
+    for r in 0..m {
+        if r == 4 {
+            continue;
+        }
+        for j in (r..k).step_by(23 + r) {
+            x[r * k + j] *= 40.0;
+        }
+    }
+    assert!(outliers_of_row(&x[..k]).len() > 20);
+    let wf = values(n * k, 42, 0.1);
+    for kernel in Kernel::available() {
+        let w = Q8Rows::quantize(&wf, n, k, kernel);
+        let columns = WeightColumns::new(&w);
+        let by_task = matmul_f32(&x, m, k, &w, None, kernel);
+        let by_column = matmul_f32(&x, m, k, &w, Some(&columns), kernel);
+        assert_eq!(by_task, by_column, "{kernel:?}");
+        let alone = matmul_f32(&x[2 * k..3 * k], 1, k, &w, Some(&columns), kernel);
+        assert_eq!(alone, by_column[2 * n..3 * n], "{kernel:?}");
     }
 }

@@ -1,0 +1,244 @@
+//! The f32 side of an 8-bit product: each token's outlier values (LLM.int8()'s
+//! decomposition) multiplied in f32 against the weights' dequantized values, the rest
+//! quantized and multiplied in 8 bits.
+
+use super::{for_each_task, matmul, Kernel, Q8Rows, SharedOut, BLOCK};
+use rayon::prelude::*;
+
+/// A value of a token's activations is an outlier when its magnitude is this many times
+/// the token's median: an 8-bit block would leave the rest of its block almost no
+/// precision, so it is multiplied in f32 instead (per token, so that a row gives the
+/// same result alone or in any batch).
+const OUTLIER_RATIO: f32 = 8.0;
+
+/// At most this share of a row's values (1 in 16) is taken as outliers.
+const MAX_OUTLIER_SHARE: usize = 16;
+
+/// The quantized weights of a projection again, input column by input column (`k` rows
+/// of the `n` output channels' bytes, and each block's scales likewise): one outlier
+/// value then meets every channel's weight in one contiguous pass. Worth its memory (as
+/// much again as the bytes) where rows have many outliers: the gated product that enters
+/// an MLP's down projection has a heavy tail, several percent of its values.
+#[derive(Debug, Clone)]
+pub struct WeightColumns {
+    n: usize,
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl WeightColumns {
+    /// `w`'s values column by column.
+    pub fn new(w: &Q8Rows) -> Self {
+        let (n, k) = (w.rows, w.cols);
+        let mut quants = vec![0i8; k * n];
+        let mut scales = vec![0f32; w.blocks * n];
+        let (row_quants, row_scales) = (w.quants(), w.scales());
+        for c in 0..n {
+            for j in 0..k {
+                quants[j * n + c] = row_quants[c * w.blocks * BLOCK + j];
+            }
+            for b in 0..w.blocks {
+                scales[b * n + c] = row_scales[c * w.blocks + b];
+            }
+        }
+        WeightColumns { n, quants, scales }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.quants.len() + 4 * self.scales.len()
+    }
+
+    /// Adds `value` times column `j`'s dequantized weights to `sums` (one per channel).
+    #[inline(always)]
+    fn add_column(&self, j: usize, value: f32, sums: &mut [f32]) {
+        let quants = &self.quants[j * self.n..(j + 1) * self.n];
+        let scales = &self.scales[(j / BLOCK) * self.n..(j / BLOCK + 1) * self.n];
+        for ((sum, &q), &scale) in sums.iter_mut().zip(quants).zip(scales) {
+            // The dequantized weight first, as `Q8Rows::value` gives it: the same bits
+            // as the per-task path.
+            *sum += value * (scale * f32::from(q));
+        }
+    }
+}
+
+/// `x · wᵀ` for f32 activations `x` (m rows of k values): each row's outliers (see
+/// [`OUTLIER_RATIO`]) are multiplied in f32 against `w`'s dequantized values, the rest
+/// quantized in blocks and multiplied in 8 bits. With `columns` (`w` column by column)
+/// the outlier products read those instead of gathering from `w`'s rows; the result is
+/// the same to the bit. Returns the m×n row-major product.
+pub fn matmul_f32(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &Q8Rows,
+    columns: Option<&WeightColumns>,
+    kernel: Kernel,
+) -> Vec<f32> {
+    assert_eq!(x.len(), m * k, "x is not m x k");
+    let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
+    if outliers.iter().all(Vec::is_empty) {
+        return matmul(&Q8Rows::quantize(x, m, k, kernel), w, kernel);
+    }
+    let mut rest = x.to_vec();
+    for (r, row) in outliers.iter().enumerate() {
+        for &j in row {
+            rest[r * k + j] = 0.0;
+        }
+    }
+    let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
+    match columns {
+        Some(columns) => add_products_by_column(&mut out, x, k, &outliers, columns, kernel),
+        None => add_products_by_task(&mut out, x, k, &outliers, w, kernel),
+    }
+    out
+}
+
+/// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
+/// their columns. Each task dequantizes the weights of every column some row has for its
+/// channels, laid out column by column so that one outlier meets all the task's channels
+/// in one vector step; each row then sums only its own outliers, in column order, every
+/// channel on its own lane, so a row gives the same result alone or in any batch.
+fn add_products_by_task(
+    out: &mut [f32],
+    x: &[f32],
+    k: usize,
+    outliers: &[Vec<usize>],
+    w: &Q8Rows,
+    kernel: Kernel,
+) {
+    let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
+    columns.sort_unstable();
+    columns.dedup();
+    // Each row's outliers as (position in `columns`, value).
+    let rows: Vec<(usize, Vec<(usize, f32)>)> = outliers
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| !row.is_empty())
+        .map(|(r, row)| {
+            let terms = row
+                .iter()
+                .map(|&j| (columns.partition_point(|&c| c < j), x[r * k + j]))
+                .collect();
+            (r, terms)
+        })
+        .collect();
+    let n = w.rows;
+    let shared = SharedOut(out.as_mut_ptr());
+    for_each_task(n, OUTLIER_LANES, |first, channels| {
+        let mut weights = vec![0f32; columns.len() * OUTLIER_LANES];
+        for lane in 0..channels {
+            for (slot, &j) in columns.iter().enumerate() {
+                weights[slot * OUTLIER_LANES + lane] = w.value(first + lane, j);
+            }
+        }
+        for (r, terms) in &rows {
+            let sums = outlier_sums(terms, &weights, kernel);
+            // SAFETY: `r < m`, `first + channels <= n`: inside `out`; each task adds
+            // only to its own channels' columns.
+            let row = unsafe { shared.slice(r * n + first, channels) };
+            for (y, sum) in row.iter_mut().zip(sums) {
+                *y += sum;
+            }
+        }
+    });
+}
+
+/// As [`add_products_by_task`], reading the weights column by column: each row sums its
+/// outliers (in column order) into all `n` channels at once, rows in parallel.
+fn add_products_by_column(
+    out: &mut [f32],
+    x: &[f32],
+    k: usize,
+    outliers: &[Vec<usize>],
+    columns: &WeightColumns,
+    kernel: Kernel,
+) {
+    #[inline(always)]
+    fn add_row(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
+        let mut sums = vec![0f32; out.len()];
+        for &j in row {
+            columns.add_column(j, x[j], &mut sums);
+        }
+        for (y, sum) in out.iter_mut().zip(sums) {
+            *y += sum;
+        }
+    }
+    // Wider vectors change the speed, not the bits: Rust never fuses the multiply and add.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn add_row_avx2(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
+        add_row(out, x, row, columns)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_row_avx512(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
+        add_row(out, x, row, columns)
+    }
+    let n = columns.n;
+    out.par_chunks_exact_mut(n.max(1))
+        .zip(x.par_chunks_exact(k.max(1)))
+        .zip(outliers)
+        .filter(|(_, row)| !row.is_empty())
+        .for_each(|((out, x), row)| match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
+            Kernel::Avx2 => unsafe { add_row_avx2(out, x, row, columns) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
+            Kernel::Avx512Vnni => unsafe { add_row_avx512(out, x, row, columns) },
+            _ => add_row(out, x, row, columns),
+        });
+}
+
+/// Channels one task of [`add_products_by_task`] covers, one per lane.
+const OUTLIER_LANES: usize = 32;
+
+/// For each lane, the sum of `value × weights[slot][lane]` over `terms`, in order.
+fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32; OUTLIER_LANES] {
+    #[inline(always)]
+    fn sums(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+        let mut sums = [0f32; OUTLIER_LANES];
+        for &(slot, value) in terms {
+            let column = &weights[slot * OUTLIER_LANES..(slot + 1) * OUTLIER_LANES];
+            for (sum, &weight) in sums.iter_mut().zip(column) {
+                *sum += value * weight;
+            }
+        }
+        sums
+    }
+    // The same separate multiply and add on every path (Rust never fuses them), so the
+    // wider vectors change the speed, not the bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sums_avx2(terms: &[(usize, f32)], weights: &[f32]) -> [f32; OUTLIER_LANES] {
+        sums(terms, weights)
+    }
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: these kernels are only chosen where the CPU has AVX2 (`available`).
+        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { sums_avx2(terms, weights) },
+        _ => sums(terms, weights),
+    }
+}
+
+/// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
+/// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest), in column order.
+pub(super) fn outliers_of_row(row: &[f32]) -> Vec<usize> {
+    let k = row.len();
+    if k < 2 * BLOCK {
+        return Vec::new(); // one block: no other block to spare
+    }
+    // A magnitude's bits order as its value does (sign bit clear), and integers compare
+    // faster than `f32::total_cmp`.
+    let mut magnitudes: Vec<u32> = row.iter().map(|v| v.abs().to_bits()).collect();
+    let (_, median, _) = magnitudes.select_nth_unstable(k / 2);
+    let threshold = f32::from_bits(*median) * OUTLIER_RATIO;
+    let mut outliers: Vec<usize> = (0..k).filter(|&j| row[j].abs() > threshold).collect();
+    if outliers.len() > k / MAX_OUTLIER_SHARE {
+        outliers.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
+        outliers.truncate(k / MAX_OUTLIER_SHARE);
+        outliers.sort_unstable();
+    }
+    outliers
+}
