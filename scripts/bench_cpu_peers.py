@@ -230,8 +230,10 @@ def convert_gguf(a, work: pathlib.Path) -> None:
         found = list(src.glob("**/convert_hf_to_gguf.py"))
         if not found:
             src.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            "llama-cpp-python", "-d", str(src)], check=True)
+            # The source of the installed version (its build dependencies stay wheels).
+            from importlib.metadata import version
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
+                            f"llama-cpp-python=={version('llama-cpp-python')}", "-d", str(src)], check=True)
             for tarball in src.glob("*.tar.gz"):
                 subprocess.run(["tar", "-xzf", str(tarball), "-C", str(src)], check=True)
             found = list(src.glob("**/convert_hf_to_gguf.py"))

@@ -1,16 +1,17 @@
 //! q8 weights packed once per model and memory-mapped at every later load.
 //!
 //! Quantizing a 0.5B model's projections takes seconds and needs each one in f32 first;
-//! the packed file holds their 8-bit blocks and scales exactly as [`Q8Rows`] keeps them,
+//! the packed file holds their 8-bit blocks and scales exactly as [`Q8Rows`] keeps them
+//! for the CPU's kernel (in rows, or in the VNNI kernel's panels),
 //! so a later load maps it and reads nothing else of the projections (their pages come in
 //! at first use, and every process on the machine shares them). It is a safetensors file:
 //! `{weight}.q8` (I8, `[rows, blocks × 32]`) and `{weight}.scales` (F32, `[rows,
-//! blocks]`) for every `*_proj.weight` of the model, with the format and the weights'
-//! fingerprint in its metadata. Norms, biases and the token embedding stay in the
+//! blocks]`; rows padded to whole panels in the panel order) for every `*_proj.weight`
+//! of the model, with the format and the weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the
 //! model's own files.
 
 use super::files::ModelFiles;
-use crate::quant::{Kernel, Q8Rows, Stored, BLOCK};
+use crate::quant::{Kernel, Layout, Q8Rows, Stored, BLOCK};
 use crate::{Error, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use memmap2::Mmap;
@@ -21,14 +22,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The layout written and read; another value (an older Lancet's) is packed again.
-const FORMAT: &str = "lancet-q8-blocks32-v1";
+/// The format written and read, by the order of the values; another value (an older
+/// Lancet's, or one packed for another kernel) is packed again.
+fn format(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Rows => "lancet-q8-blocks32-v1",
+        Layout::Panels => "lancet-q8-blocks32-panels32-v1",
+    }
+}
 
 /// A model's packed q8 projections, memory-mapped.
 #[derive(Debug)]
 pub struct PackedWeights {
     path: PathBuf,
     map: Arc<Mmap>,
+    layout: Layout,
     /// Where tensor data begins in the file.
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
@@ -47,7 +55,7 @@ impl PackedWeights {
     ) -> Result<Self> {
         let path = dir.join(format!("{}{fingerprint}.q8.safetensors", file_stem(files)));
         if path.exists() {
-            match Self::open(&path, fingerprint) {
+            match Self::open(&path, fingerprint, kernel.weight_layout()) {
                 Ok(packed) => return Ok(packed),
                 Err(e) => tracing::warn!("packing {} again: {e}", path.display()),
             }
@@ -55,12 +63,12 @@ impl PackedWeights {
         std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
         pack(files, fingerprint, kernel, &path)?;
         remove_earlier_packs(dir, files, &path);
-        Self::open(&path, fingerprint)
+        Self::open(&path, fingerprint, kernel.weight_layout())
     }
 
-    /// Maps the packed file at `path`, checking its format, its fingerprint and that
-    /// every tensor lies inside it.
-    pub fn open(path: &Path, fingerprint: &str) -> Result<Self> {
+    /// Maps the packed file at `path`, checking its format (values in `layout`), its
+    /// fingerprint and that every tensor lies inside it.
+    pub fn open(path: &Path, fingerprint: &str, layout: Layout) -> Result<Self> {
         let unusable = |why: String| Error::Model(format!("{}: {why}", path.display()));
         let file = std::fs::File::open(path).map_err(|source| io(path, source))?;
         // SAFETY: the file is mapped read-only. Lancet replaces packed files by renaming
@@ -72,8 +80,8 @@ impl PackedWeights {
         let (header, metadata) =
             SafeTensors::read_metadata(&map).map_err(|e| unusable(e.to_string()))?;
         let info = metadata.metadata().clone().unwrap_or_default();
-        if info.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(unusable(format!("not in the {FORMAT} layout")));
+        if info.get("format").map(String::as_str) != Some(format(layout)) {
+            return Err(unusable(format!("not in the {} format", format(layout))));
         }
         if info.get("fingerprint").map(String::as_str) != Some(fingerprint) {
             return Err(unusable("packed from other weights".into()));
@@ -86,6 +94,7 @@ impl PackedWeights {
         Ok(PackedWeights {
             path: path.to_path_buf(),
             map: Arc::new(map),
+            layout,
             data_start: 8 + header,
             tensors,
         })
@@ -103,15 +112,16 @@ impl PackedWeights {
         let quants = self.tensors.get(&format!("{weight}.q8"))?;
         let scales = self.tensors.get(&format!("{weight}.scales"))?;
         let blocks = cols.div_ceil(BLOCK);
+        let stored = Q8Rows::stored_rows(rows, self.layout);
         let wrong = |why: String| Error::Model(format!("{}: {weight}: {why}", self.path.display()));
         let rows = (|| {
-            if quants.dtype != Dtype::I8 || quants.shape != [rows, blocks * BLOCK] {
+            if quants.dtype != Dtype::I8 || quants.shape != [stored, blocks * BLOCK] {
                 return Err(wrong(format!(
                     "quants {:?} {:?}",
                     quants.dtype, quants.shape
                 )));
             }
-            if scales.dtype != Dtype::F32 || scales.shape != [rows, blocks] {
+            if scales.dtype != Dtype::F32 || scales.shape != [stored, blocks] {
                 return Err(wrong(format!(
                     "scales {:?} {:?}",
                     scales.dtype, scales.shape
@@ -119,7 +129,7 @@ impl PackedWeights {
             }
             let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
             let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
-            Q8Rows::from_parts(rows, cols, quants, scales).map_err(wrong)
+            Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)
         })();
         Some(rows)
     }
@@ -165,13 +175,14 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
                 view.dtype()
             ))
         })?;
-        let q8 = Q8Rows::quantize(&values, rows, cols, kernel);
-        let padded = q8.quants().len() / rows.max(1);
+        let q8 = Q8Rows::quantize(&values, rows, cols, kernel).into_layout(kernel.weight_layout());
+        let stored = Q8Rows::stored_rows(rows, q8.layout());
+        let padded = q8.quants().len() / stored.max(1);
         tensors.push((
             format!("{name}.q8"),
             Packed::new(
                 Dtype::I8,
-                vec![rows, padded],
+                vec![stored, padded],
                 bytemuck::cast_slice(q8.quants()),
             ),
         ));
@@ -179,7 +190,7 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
             format!("{name}.scales"),
             Packed::new(
                 Dtype::F32,
-                vec![rows, padded / BLOCK],
+                vec![stored, padded / BLOCK],
                 bytemuck::cast_slice(q8.scales()),
             ),
         ));
@@ -191,7 +202,10 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
         )));
     }
     let info = HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
+        (
+            "format".to_string(),
+            format(kernel.weight_layout()).to_string(),
+        ),
         ("fingerprint".to_string(), fingerprint.to_string()),
         ("model".to_string(), files.id.clone()),
     ]);

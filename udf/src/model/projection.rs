@@ -71,7 +71,9 @@ impl Projection {
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
                 let values = dense.flatten_all()?.to_vec1::<f32>()?;
-                Q8Rows::quantize(&values, out_dim, in_dim, Precision::kernel())
+                let kernel = Precision::kernel();
+                Q8Rows::quantize(&values, out_dim, in_dim, kernel)
+                    .into_layout(kernel.weight_layout())
             }
         };
         Ok(Projection::Q8 {

@@ -11,6 +11,7 @@
 //! every SIMD path to.
 
 mod outliers;
+mod panel;
 mod scalar;
 mod stored;
 #[cfg(target_arch = "x86_64")]
@@ -26,14 +27,24 @@ use rayon::prelude::*;
 /// Values per block.
 pub const BLOCK: usize = 32;
 
-/// A row-major matrix quantized in blocks along its rows: weights (one row per output
-/// channel) or activations (one row per token). Columns are padded with zeros to whole
-/// blocks.
+/// How a quantized matrix's values are ordered in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Row after row: what every kernel reads, and always the activations' order.
+    Rows,
+    /// Weights in panels of 32 rows, as the AVX-512 VNNI kernel reads them (see
+    /// `panel`); rows padded with zeros to a whole panel.
+    Panels,
+}
+
+/// A matrix quantized in blocks along its rows: weights (one row per output channel) or
+/// activations (one row per token). Columns are padded with zeros to whole blocks.
 #[derive(Debug, Clone)]
 pub struct Q8Rows {
     rows: usize,
     cols: usize,
     blocks: usize,
+    layout: Layout,
     quants: Stored<i8>,
     scales: Stored<f32>,
 }
@@ -73,9 +84,44 @@ impl Q8Rows {
             rows,
             cols,
             blocks,
+            layout: Layout::Rows,
             quants: Stored::Owned(quants),
             scales: Stored::Owned(scales),
         }
+    }
+
+    /// The same values in `layout` (a matrix in panels stays as it is).
+    pub fn into_layout(self, layout: Layout) -> Self {
+        if layout == self.layout || layout == Layout::Rows {
+            return self;
+        }
+        let (bytes, scales) = (
+            panel::bytes_len(self.blocks),
+            panel::scales_len(self.blocks),
+        );
+        let panels = self.rows.div_ceil(panel::CHANNELS);
+        let mut quants = vec![0i8; panels * bytes];
+        let mut panel_scales = vec![0f32; panels * scales];
+        quants
+            .par_chunks_mut(bytes.max(1))
+            .zip(panel_scales.par_chunks_mut(scales.max(1)))
+            .enumerate()
+            .for_each(|(p, (bytes, scales))| {
+                let first = p * panel::CHANNELS;
+                let channels = panel::CHANNELS.min(self.rows - first);
+                panel::fill(&self, first, channels, bytes, scales);
+            });
+        Q8Rows {
+            layout: Layout::Panels,
+            quants: Stored::Owned(quants),
+            scales: Stored::Owned(panel_scales),
+            ..self
+        }
+    }
+
+    /// How the values are ordered.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// Rows of `cols` values from their quantized parts (as [`Q8Rows::quants`] and
@@ -83,11 +129,13 @@ impl Q8Rows {
     pub(crate) fn from_parts(
         rows: usize,
         cols: usize,
+        layout: Layout,
         quants: Stored<i8>,
         scales: Stored<f32>,
     ) -> Result<Self, String> {
         let blocks = cols.div_ceil(BLOCK);
-        if quants.len() != rows * blocks * BLOCK || scales.len() != rows * blocks {
+        let stored = Self::stored_rows(rows, layout);
+        if quants.len() != stored * blocks * BLOCK || scales.len() != stored * blocks {
             return Err(format!(
                 "{} quantized values and {} scales do not make {rows} rows of {cols}",
                 quants.len(),
@@ -98,17 +146,27 @@ impl Q8Rows {
             rows,
             cols,
             blocks,
+            layout,
             quants,
             scales,
         })
     }
 
-    /// The quantized values, row by row, each row padded to whole blocks.
+    /// Rows `rows` rows take in `layout`: whole panels for [`Layout::Panels`].
+    pub(crate) fn stored_rows(rows: usize, layout: Layout) -> usize {
+        match layout {
+            Layout::Rows => rows,
+            Layout::Panels => rows.div_ceil(panel::CHANNELS) * panel::CHANNELS,
+        }
+    }
+
+    /// The quantized values in the matrix's [`Layout`]: in rows, row by row, each row
+    /// padded to whole blocks.
     pub fn quants(&self) -> &[i8] {
         self.quants.as_slice()
     }
 
-    /// One scale per block, row by row.
+    /// One scale per block, in the matrix's [`Layout`] (in rows, row by row).
     pub fn scales(&self) -> &[f32] {
         self.scales.as_slice()
     }
@@ -144,11 +202,34 @@ impl Q8Rows {
 
     /// The value one quantized element stands for.
     pub fn value(&self, row: usize, col: usize) -> f32 {
-        let at = row * self.blocks + col / BLOCK;
-        self.scales()[at] * f32::from(self.quants()[at * BLOCK + col % BLOCK])
+        self.scale(row, col / BLOCK) * f32::from(self.quant(row, col))
     }
 
+    /// The quantized element at `row`, `col`.
+    fn quant(&self, row: usize, col: usize) -> i8 {
+        match self.layout {
+            Layout::Rows => self.quants()[row * self.blocks * BLOCK + col],
+            Layout::Panels => {
+                let (p, lane) = (row / panel::CHANNELS, row % panel::CHANNELS);
+                self.quants()[p * panel::bytes_len(self.blocks) + panel::byte_at(lane, col)]
+            }
+        }
+    }
+
+    /// The scale of `row`'s `block`.
+    fn scale(&self, row: usize, block: usize) -> f32 {
+        match self.layout {
+            Layout::Rows => self.scales()[row * self.blocks + block],
+            Layout::Panels => {
+                let (p, lane) = (row / panel::CHANNELS, row % panel::CHANNELS);
+                self.scales()[p * panel::scales_len(self.blocks) + panel::scale_at(lane, block)]
+            }
+        }
+    }
+
+    /// A row's block: only in [`Layout::Rows`].
     fn block(&self, row: usize, block: usize) -> (&[i8; BLOCK], f32) {
+        debug_assert_eq!(self.layout, Layout::Rows);
         let at = row * self.blocks + block;
         let quants = self.quants()[at * BLOCK..(at + 1) * BLOCK]
             .try_into()
@@ -196,6 +277,15 @@ impl Kernel {
         self != Kernel::Scalar
     }
 
+    /// The order this kernel reads weights in fastest: the layout a model's weights are
+    /// kept in for it.
+    pub fn weight_layout(self) -> Layout {
+        match self {
+            Kernel::Avx512Vnni => Layout::Panels,
+            _ => Layout::Rows,
+        }
+    }
+
     /// Output channels one task of [`matmul`] computes.
     fn channels_per_task(self) -> usize {
         match self {
@@ -228,8 +318,15 @@ fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) 
 
 /// `a · wᵀ`: for `a` of m rows and `w` of n rows (both over the same k columns), the m×n
 /// row-major product, computed on the current rayon pool.
+///
+/// `a` is in rows; `w` in rows, or in panels for the AVX-512 VNNI kernel.
 pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
+    assert_eq!(a.layout, Layout::Rows, "activations are in rows");
+    assert!(
+        w.layout == Layout::Rows || kernel == Kernel::Avx512Vnni,
+        "{kernel:?} reads weights in rows"
+    );
     let (m, n) = (a.rows, w.rows);
     let mut out = vec![0f32; m * n];
     let shared = SharedOut(out.as_mut_ptr());

@@ -32,13 +32,12 @@ impl WeightColumns {
         let (n, k) = (w.rows, w.cols);
         let mut quants = vec![0i8; k * n];
         let mut scales = vec![0f32; w.blocks * n];
-        let (row_quants, row_scales) = (w.quants(), w.scales());
         for c in 0..n {
             for j in 0..k {
-                quants[j * n + c] = row_quants[c * w.blocks * BLOCK + j];
+                quants[j * n + c] = w.quant(c, j);
             }
             for b in 0..w.blocks {
-                scales[b * n + c] = row_scales[c * w.blocks + b];
+                scales[b * n + c] = w.scale(c, b);
             }
         }
         WeightColumns { n, quants, scales }

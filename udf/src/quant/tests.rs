@@ -1,5 +1,5 @@
 use super::outliers::outliers_of_row;
-use super::{matmul, matmul_f32, Kernel, Q8Rows, WeightColumns, BLOCK};
+use super::{matmul, matmul_f32, Kernel, Layout, Q8Rows, WeightColumns, BLOCK};
 
 /// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -251,5 +251,43 @@ fn outlier_products_read_by_column_equal_those_read_by_task_to_the_bit() {
         assert_eq!(by_task, by_column, "{kernel:?}");
         let alone = matmul_f32(&x[2 * k..3 * k], 1, k, &w, Some(&columns), kernel);
         assert_eq!(alone, by_column[2 * n..3 * n], "{kernel:?}");
+    }
+}
+
+#[test]
+fn weights_in_panels_hold_the_values_they_hold_in_rows() {
+    // Ragged: a partial last panel and a partial last block.
+    for (n, k) in [(1, 7), (33, 100), (64, 64), (70, 160)] {
+        let rows = Q8Rows::quantize(&values(n * k, 51, 0.2), n, k, Kernel::Scalar);
+        let panels = rows.clone().into_layout(Layout::Panels);
+        assert_eq!(panels.layout(), Layout::Panels);
+        assert_eq!(
+            panels.quants().len(),
+            n.div_ceil(32) * 32 * k.div_ceil(BLOCK) * BLOCK
+        );
+        assert_eq!(panels.dequantize(), rows.dequantize(), "{n}x{k}");
+        let (a, b) = (WeightColumns::new(&rows), WeightColumns::new(&panels));
+        assert_eq!(a.bytes(), b.bytes());
+    }
+}
+
+#[test]
+fn the_vnni_kernel_gives_the_same_product_from_panels_as_from_rows() {
+    if !Kernel::available().contains(&Kernel::Avx512Vnni) {
+        eprintln!("skipped: this CPU has no AVX-512 VNNI");
+        return;
+    }
+    let kernel = Kernel::Avx512Vnni;
+    for (m, n, k) in [(5, 70, 160), (1, 33, 896), (9, 64, 100)] {
+        let mut x = values(m * k, 61, 1.0);
+        x[3] = 80.0; // an outlier: the f32 side reads the weights in panels too
+        let rows = Q8Rows::quantize(&values(n * k, 62, 0.1), n, k, kernel);
+        let panels = rows.clone().into_layout(Layout::Panels);
+        let a = Q8Rows::quantize(&x, m, k, kernel);
+        assert_eq!(matmul(&a, &rows, kernel), matmul(&a, &panels, kernel));
+        assert_eq!(
+            matmul_f32(&x, m, k, &rows, None, kernel),
+            matmul_f32(&x, m, k, &panels, None, kernel)
+        );
     }
 }

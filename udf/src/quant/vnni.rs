@@ -2,25 +2,25 @@
 //! adds each four products to one of 16 i32 lanes: one instruction does what `vpmaddubsw`
 //! + `vpmaddwd` do for 32 bytes, with no i16 step to saturate.
 //!
-//! Each lane of an accumulator is one output channel: a task rearranges its channels'
-//! weights into a panel where four consecutive values of 16 channels fill one register,
-//! and each token's four activation bytes are broadcast against it. A block's sums then
-//! need one conversion and one multiply-add per 16 channels, not per channel.
+//! Each lane of an accumulator is one output channel: the weights lie in panels (see
+//! `super::panel`) where four consecutive values of 16 channels fill one register, and
+//! each token's four activation bytes are broadcast against it. A block's sums then need
+//! one conversion and one multiply-add per 16 channels, not per channel.
 //!
-//! `vpdpbusd` wants one operand unsigned: the panel holds `w + 128`, and each sum starts
-//! at `-128 · Σ a` over the block, so it ends at `Σ a·w` exactly.
+//! `vpdpbusd` wants one operand unsigned: the weights are loaded as `w + 128` (their sign
+//! bit flipped), and each sum starts at `-128 · Σ a` over the block, so it ends at
+//! `Σ a·w` exactly.
 
-use super::{Q8Rows, SharedOut, BLOCK};
+use super::{panel, Layout, Q8Rows, SharedOut, BLOCK};
 use std::arch::x86_64::*;
 
 /// Channels per register.
 const LANES: usize = 16;
 
-/// Four-byte steps per block.
-const STEPS: usize = BLOCK / 4;
+/// Channels per task: one panel, two registers wide.
+pub const CHANNELS_PER_TASK: usize = panel::CHANNELS;
 
-/// Channels per task: two registers wide.
-pub const CHANNELS_PER_TASK: usize = 2 * LANES;
+const STEPS: usize = panel::STEPS;
 
 const GROUPS: usize = CHANNELS_PER_TASK / LANES;
 
@@ -32,34 +32,32 @@ pub fn start_sums(a: &Q8Rows) -> Vec<i32> {
         .collect()
 }
 
-/// One task's weights in the order the kernel reads them: for each block, for each step
-/// of four values, for each group of 16 channels, 16 × 4 bytes (`w + 128`); and for each
-/// block, each channel's scale. Channels past the matrix's last are zeros, scale 0.
-struct Panel {
-    bytes: Vec<u8>,
-    scales: Vec<f32>,
+/// One task's panel: borrowed from weights kept in panels, or built from rows.
+struct Panel<'a> {
+    bytes: std::borrow::Cow<'a, [i8]>,
+    scales: std::borrow::Cow<'a, [f32]>,
 }
 
-impl Panel {
-    fn new(w: &Q8Rows, first: usize, channels: usize) -> Self {
-        let blocks = w.blocks;
-        let mut bytes = vec![128u8; blocks * STEPS * CHANNELS_PER_TASK * 4];
-        let mut scales = vec![0f32; blocks * CHANNELS_PER_TASK];
-        let (quants, weight_scales) = (w.quants(), w.scales());
-        for lane in 0..channels {
-            let c = first + lane;
-            let row = &quants[c * blocks * BLOCK..(c + 1) * blocks * BLOCK];
-            for (b, block) in row.chunks_exact(BLOCK).enumerate() {
-                for (s, four) in block.chunks_exact(4).enumerate() {
-                    let at = ((b * STEPS + s) * CHANNELS_PER_TASK + lane) * 4;
-                    for (slot, &q) in bytes[at..at + 4].iter_mut().zip(four) {
-                        *slot = (q as u8) ^ 0x80;
-                    }
+impl<'a> Panel<'a> {
+    fn of(w: &'a Q8Rows, first: usize, channels: usize) -> Self {
+        let (bytes, scales) = (panel::bytes_len(w.blocks), panel::scales_len(w.blocks));
+        match w.layout {
+            Layout::Panels => {
+                let p = first / CHANNELS_PER_TASK;
+                Panel {
+                    bytes: w.quants()[p * bytes..(p + 1) * bytes].into(),
+                    scales: w.scales()[p * scales..(p + 1) * scales].into(),
                 }
-                scales[b * CHANNELS_PER_TASK + lane] = weight_scales[c * blocks + b];
+            }
+            Layout::Rows => {
+                let (mut bytes, mut scales) = (vec![0i8; bytes], vec![0f32; scales]);
+                panel::fill(w, first, channels, &mut bytes, &mut scales);
+                Panel {
+                    bytes: bytes.into(),
+                    scales: scales.into(),
+                }
             }
         }
-        Panel { bytes, scales }
     }
 }
 
@@ -67,7 +65,8 @@ impl Panel {
 /// (m×n, row-major), with `starts` from [`start_sums`] of `a`.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW and VNNI; `channels <= CHANNELS_PER_TASK`,
+/// The CPU must have AVX-512 F, BW and VNNI; `first` is a multiple of
+/// `CHANNELS_PER_TASK`, `channels <= CHANNELS_PER_TASK`,
 /// `first + channels <= w.rows`, `out` holds `a.rows × w.rows`, and no other thread
 /// touches these columns meanwhile.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -79,8 +78,8 @@ pub unsafe fn channels(
     channels: usize,
     out: &SharedOut,
 ) {
-    debug_assert!(channels <= CHANNELS_PER_TASK);
-    let panel = Panel::new(w, first, channels);
+    debug_assert!(channels <= CHANNELS_PER_TASK && first.is_multiple_of(CHANNELS_PER_TASK));
+    let panel = Panel::of(w, first, channels);
     let (m, n) = (a.rows, w.rows);
     let mut r = 0;
     while r < m {
@@ -117,6 +116,7 @@ unsafe fn tile<const R: usize>(
     let a_quants = a.quants().as_ptr().add(r * blocks * BLOCK);
     let a_scales = a.scales().as_ptr().add(r * blocks);
     let a_starts = starts.as_ptr().add(r * blocks);
+    let sign_bits = _mm512_set1_epi8(i8::MIN);
     let mut acc = [[_mm512_setzero_ps(); GROUPS]; R];
     for b in 0..blocks {
         let mut dots = [[_mm512_setzero_si512(); GROUPS]; R];
@@ -128,7 +128,8 @@ unsafe fn tile<const R: usize>(
         for s in 0..STEPS {
             let mut w = [_mm512_setzero_si512(); GROUPS];
             for (g, w) in w.iter_mut().enumerate() {
-                *w = _mm512_loadu_si512(weights.add((s * GROUPS + g) * LANES * 4).cast());
+                let signed = _mm512_loadu_si512(weights.add((s * GROUPS + g) * LANES * 4).cast());
+                *w = _mm512_xor_si512(signed, sign_bits);
             }
             for (i, row) in dots.iter_mut().enumerate() {
                 let four = a_quants

@@ -1,0 +1,54 @@
+//! The order the AVX-512 VNNI kernel reads weights in: panels of 32 output channels
+//! where, for each block and each step of four values, the four values of every channel
+//! lie side by side (16 channels fill one 64-byte register), then each block's 32 scales.
+//! Weights kept in this order at load (or mapped so from a packed file) spare every
+//! product rearranging them; a matrix in row order is rearranged one panel at a time.
+
+use super::{Q8Rows, BLOCK};
+
+/// Output channels per panel.
+pub const CHANNELS: usize = 32;
+
+/// Four-value steps per block.
+pub const STEPS: usize = BLOCK / 4;
+
+/// Bytes of one panel of a matrix of `blocks` blocks per row.
+pub fn bytes_len(blocks: usize) -> usize {
+    blocks * BLOCK * CHANNELS
+}
+
+/// Scales of one panel.
+pub fn scales_len(blocks: usize) -> usize {
+    blocks * CHANNELS
+}
+
+/// Where the value of channel `lane` (of the panel) at column `col` lies in the panel.
+#[inline]
+pub fn byte_at(lane: usize, col: usize) -> usize {
+    let (block, step, byte) = (col / BLOCK, col % BLOCK / 4, col % 4);
+    ((block * STEPS + step) * CHANNELS + lane) * 4 + byte
+}
+
+/// Where the scale of channel `lane` for `block` lies in the panel's scales.
+#[inline]
+pub fn scale_at(lane: usize, block: usize) -> usize {
+    block * CHANNELS + lane
+}
+
+/// Writes the panel of `w`'s channels `first..first + channels` (`w` in row order) into
+/// `bytes` and `scales`, which hold zeros where the panel has no channel.
+pub fn fill(w: &Q8Rows, first: usize, channels: usize, bytes: &mut [i8], scales: &mut [f32]) {
+    let blocks = w.blocks;
+    let (quants, weight_scales) = (w.quants(), w.scales());
+    for lane in 0..channels {
+        let c = first + lane;
+        let row = &quants[c * blocks * BLOCK..(c + 1) * blocks * BLOCK];
+        for (b, block) in row.chunks_exact(BLOCK).enumerate() {
+            for (s, four) in block.chunks_exact(4).enumerate() {
+                let at = byte_at(lane, b * BLOCK + 4 * s);
+                bytes[at..at + 4].copy_from_slice(four);
+            }
+            scales[scale_at(lane, b)] = weight_scales[c * blocks + b];
+        }
+    }
+}
