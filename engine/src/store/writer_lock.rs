@@ -24,7 +24,16 @@ impl ChunkTable {
     /// `optimize` do not take it: Lance's commits already keep them consistent beside a
     /// writer.
     pub async fn lock_for_writing(&self) -> Result<WriterLock> {
-        let lock = self.take_writer_lock()?;
+        let mut waited = std::time::Duration::ZERO;
+        let lock = loop {
+            match self.take_writer_lock() {
+                Err(Error::Busy { .. }) if waited < FORK_GRACE => {
+                    tokio::time::sleep(FORK_RETRY).await;
+                    waited += FORK_RETRY;
+                }
+                taken => break taken?,
+            }
+        };
         self.refresh().await?;
         Ok(lock)
     }
@@ -57,6 +66,13 @@ impl ChunkTable {
         Ok(WriterLock { _file: Some(file) })
     }
 }
+
+/// How long a busy lock is tried again before [`Error::Busy`]. A `flock` belongs to the
+/// open file, which a child forked by any thread of the holder's process shares until it
+/// executes its program: a lock just released (after creating the table, say) can read
+/// as held for that moment.
+const FORK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+const FORK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The writer lock file of table `name` in database folder `db`.
 pub(super) fn lock_path(db: &std::path::Path, name: &str) -> std::path::PathBuf {
