@@ -269,9 +269,10 @@ impl Database {
             let (_guard, locked) = match &self.local_dir {
                 Some(dir) => {
                     create_dir(dir)?;
-                    let (file, locked) = super::writer_lock::open_and_try_lock(
+                    let (file, locked) = super::writer_lock::open_and_lock(
                         &super::writer_lock::lock_path(dir, name),
-                    )?;
+                    )
+                    .await?;
                     (Some(file), locked)
                 }
                 None => (None, true),

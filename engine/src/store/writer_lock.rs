@@ -24,21 +24,12 @@ impl ChunkTable {
     /// `optimize` do not take it: Lance's commits already keep them consistent beside a
     /// writer.
     pub async fn lock_for_writing(&self) -> Result<WriterLock> {
-        let mut waited = std::time::Duration::ZERO;
-        let lock = loop {
-            match self.take_writer_lock() {
-                Err(Error::Busy { .. }) if waited < FORK_GRACE => {
-                    tokio::time::sleep(FORK_RETRY).await;
-                    waited += FORK_RETRY;
-                }
-                taken => break taken?,
-            }
-        };
+        let lock = self.take_writer_lock().await?;
         self.refresh().await?;
         Ok(lock)
     }
 
-    fn take_writer_lock(&self) -> Result<WriterLock> {
+    async fn take_writer_lock(&self) -> Result<WriterLock> {
         let Some(db) = self.database_dir() else {
             return Ok(WriterLock { _file: None });
         };
@@ -47,7 +38,7 @@ impl ChunkTable {
             path: path.display().to_string(),
             source,
         };
-        let (mut file, locked) = open_and_try_lock(&path)?;
+        let (mut file, locked) = open_and_lock(&path).await?;
         if !locked {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
@@ -67,9 +58,9 @@ impl ChunkTable {
     }
 }
 
-/// How long a busy lock is tried again before [`Error::Busy`]. A `flock` belongs to the
-/// open file, which a child forked by any thread of the holder's process shares until it
-/// executes its program: a lock just released (after creating the table, say) can read
+/// How long a busy lock is tried again before it counts as held. A `flock` belongs to
+/// the open file, which a child forked by any thread of the holder's process shares until
+/// it executes its program: a lock just released (after creating the table, say) can read
 /// as held for that moment.
 const FORK_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 const FORK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
@@ -79,9 +70,24 @@ pub(super) fn lock_path(db: &std::path::Path, name: &str) -> std::path::PathBuf 
     db.join(format!("{name}.lock"))
 }
 
-/// Opens (creating) the lock file at `path` and tries to lock it; the lock lasts as long
+/// Opens (creating) the lock file at `path` and locks it, trying again for
+/// [`FORK_GRACE`] while it is busy; returns whether it got the lock, which lasts as long
 /// as the returned file is open.
-pub(super) fn open_and_try_lock(path: &std::path::Path) -> Result<(File, bool)> {
+pub(super) async fn open_and_lock(path: &std::path::Path) -> Result<(File, bool)> {
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let (file, locked) = open_and_try_lock(path)?;
+        if locked || waited >= FORK_GRACE {
+            return Ok((file, locked));
+        }
+        drop(file);
+        tokio::time::sleep(FORK_RETRY).await;
+        waited += FORK_RETRY;
+    }
+}
+
+/// Opens (creating) the lock file at `path` and tries to lock it once.
+fn open_and_try_lock(path: &std::path::Path) -> Result<(File, bool)> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
