@@ -34,6 +34,8 @@ import time
 
 STARTED = time.time()
 
+from bench_inputs import batches, chunk_lengths  # noqa: E402 (the start time comes first)
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # Lancet's prompts for the nl2code task (udf/src/task.rs).
 DOCUMENT_PROMPT = "Candidate code snippet:\n"
@@ -43,19 +45,6 @@ QUERY = ("where does the retry loop back off exponentially and give up after "
          "the last attempt fails with a timeout error in the http client")
 ENGINES = ["torch-f32", "lancet-f32", "lancet-q8", "ort-f32", "ort-int8", "llama-f16", "llama-q8_0"]
 BUDGET = 1024  # tokens per forward pass, Lancet's CPU default
-
-
-def chunk_lengths(n: int, seed: int) -> list[int]:
-    """The seeded lengths of udf/benches/encoder_throughput.rs (64..=512 tokens)."""
-    mask = (1 << 64) - 1
-    state = (seed + 0x9E3779B97F4A7C15) & mask
-    out = []
-    for _ in range(n):
-        state ^= (state << 13) & mask
-        state ^= state >> 7
-        state ^= (state << 17) & mask
-        out.append(64 + state % 449)
-    return out
 
 
 def make_documents(tokenizer, n: int) -> list[str]:
@@ -71,20 +60,10 @@ def make_documents(tokenizer, n: int) -> list[str]:
     return docs
 
 
-def batches(lengths: list[int], budget: int) -> list[list[int]]:
-    """Length-sorted batches under a token budget, as Lancet's encoder forms them."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    out, cur, cur_max = [], [], 0
-    for i in order:
-        m = max(cur_max, lengths[i], 1)
-        if cur and m * (len(cur) + 1) > budget:
-            out.append(cur)
-            cur, cur_max = [], 0
-        cur_max = max(cur_max, lengths[i])
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    return out
+def right_padded(rows: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    """Token rows padded with 0 to the longest, and their attention masks."""
+    m = max(len(r) for r in rows)
+    return [r + [0] * (m - len(r)) for r in rows], [[1] * len(r) + [0] * (m - len(r)) for r in rows]
 
 
 def peak_rss_mb() -> float:
@@ -110,9 +89,7 @@ class TorchEngine:
         ids = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         out = [None] * len(texts)
         for b in batches([len(x) for x in ids], BUDGET):
-            m = max(len(ids[i]) for i in b)
-            x = torch.tensor([ids[i] + [0] * (m - len(ids[i])) for i in b])
-            mask = torch.tensor([[1] * len(ids[i]) + [0] * (m - len(ids[i])) for i in b])
+            x, mask = map(torch.tensor, right_padded([ids[i] for i in b]))
             with torch.inference_mode():
                 h = self.model(input_ids=x, attention_mask=mask).last_hidden_state
             for row, i in enumerate(b):
@@ -137,9 +114,7 @@ class OrtEngine:
         ids = [self.tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         out = [None] * len(texts)
         for b in batches([len(x) for x in ids], BUDGET):
-            m = max(len(ids[i]) for i in b)
-            x = np.array([ids[i] + [0] * (m - len(ids[i])) for i in b], dtype=np.int64)
-            mask = np.array([[1] * len(ids[i]) + [0] * (m - len(ids[i])) for i in b], dtype=np.int64)
+            x, mask = (np.array(rows, dtype=np.int64) for rows in right_padded([ids[i] for i in b]))
             (h,) = self.session.run(None, {"input_ids": x, "attention_mask": mask})
             for row, i in enumerate(b):
                 out[i] = h[row, len(ids[i]) - 1].astype(np.float32).tolist()

@@ -14,33 +14,7 @@ import time
 import torch
 from transformers import Qwen2Config, Qwen2Model
 
-
-def chunk_lengths(n: int, seed: int) -> list[int]:
-    # The same xorshift as udf/benches/encoder_throughput.rs, so both measure the same inputs.
-    mask = (1 << 64) - 1
-    state = (seed + 0x9E3779B97F4A7C15) & mask
-    out = []
-    for _ in range(n):
-        state ^= (state << 13) & mask
-        state ^= state >> 7
-        state ^= (state << 17) & mask
-        out.append(64 + state % 449)
-    return out
-
-
-def batches(lengths: list[int], budget: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    out, cur, cur_max = [], [], 0
-    for i in order:
-        m = max(cur_max, lengths[i], 1)
-        if cur and m * (len(cur) + 1) > budget:
-            out.append(cur)
-            cur, cur_max = [], 0
-        cur_max = max(cur_max, lengths[i])
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    return out
+from bench_inputs import batches, chunk_lengths
 
 
 def main() -> None:

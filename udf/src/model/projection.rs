@@ -57,6 +57,7 @@ impl Projection {
         if !vb.device().is_cpu() {
             candle_core::bail!("q8 runs on the CPU: use --precision f32 on a GPU");
         }
+        let kernel = Precision::kernel();
         let bias = match bias {
             true => Some(vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?),
             false => None,
@@ -71,7 +72,6 @@ impl Projection {
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
                 let values = dense.flatten_all()?.to_vec1::<f32>()?;
-                let kernel = Precision::kernel();
                 Q8Rows::quantize(&values, out_dim, in_dim, kernel)
                     .into_layout(kernel.weight_layout())
             }
@@ -80,7 +80,7 @@ impl Projection {
             weights,
             columns: None,
             bias,
-            kernel: Precision::kernel(),
+            kernel,
         })
     }
 

@@ -90,11 +90,34 @@ impl Q8Rows {
         }
     }
 
-    /// The same values in `layout` (a matrix in panels stays as it is).
+    /// The same values in `layout`.
     pub fn into_layout(self, layout: Layout) -> Self {
-        if layout == self.layout || layout == Layout::Rows {
-            return self;
+        match (self.layout, layout) {
+            (from, to) if from == to => self,
+            (Layout::Panels, Layout::Rows) => self.into_rows(),
+            _ => self.into_panels(),
         }
+    }
+
+    fn into_rows(self) -> Self {
+        let width = self.blocks * BLOCK;
+        let quants = (0..self.rows)
+            .flat_map(|r| (0..width).map(move |c| (r, c)))
+            .map(|(r, c)| self.quant(r, c))
+            .collect();
+        let scales = (0..self.rows)
+            .flat_map(|r| (0..self.blocks).map(move |b| (r, b)))
+            .map(|(r, b)| self.scale(r, b))
+            .collect();
+        Q8Rows {
+            layout: Layout::Rows,
+            quants: Stored::Owned(quants),
+            scales: Stored::Owned(scales),
+            ..self
+        }
+    }
+
+    fn into_panels(self) -> Self {
         let (bytes, scales) = (
             panel::bytes_len(self.blocks),
             panel::scales_len(self.blocks),

@@ -266,6 +266,10 @@ fn weights_in_panels_hold_the_values_they_hold_in_rows() {
             n.div_ceil(32) * 32 * k.div_ceil(BLOCK) * BLOCK
         );
         assert_eq!(panels.dequantize(), rows.dequantize(), "{n}x{k}");
+        let back = panels.clone().into_layout(Layout::Rows);
+        assert_eq!(back.layout(), Layout::Rows);
+        assert_eq!(back.quants(), rows.quants(), "{n}x{k}");
+        assert_eq!(back.scales(), rows.scales(), "{n}x{k}");
         let (a, b) = (WeightColumns::new(&rows), WeightColumns::new(&panels));
         assert_eq!(a.bytes(), b.bytes());
     }
