@@ -3,9 +3,10 @@
 
 use super::packed::PackedWeights;
 use super::precision::Precision;
-use crate::quant::{matmul_f32, Kernel, Q8Rows, WeightColumns};
+use crate::quant::{Activations, Kernel, Q8Rows, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// How the model's projections are loaded.
@@ -108,38 +109,178 @@ impl Projection {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Projection::Dense(linear) => linear.forward(xs),
-            Projection::Q8 {
-                weights,
-                columns,
-                bias,
-                kernel,
-            } => {
-                let mut dims = xs.dims().to_vec();
-                let k = dims.last().copied().unwrap_or(0);
-                if k != weights.cols() {
-                    candle_core::bail!("input width {k}, layer takes {}", weights.cols());
-                }
-                let data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                let rows = data.len() / k.max(1);
-                let mut out = matmul_f32(&data, rows, k, weights, columns.as_ref(), *kernel);
-                let n = weights.rows();
-                if let Some(bias) = bias {
-                    for row in out.chunks_exact_mut(n) {
-                        for (y, b) in row.iter_mut().zip(bias) {
-                            *y += b;
-                        }
-                    }
-                }
-                if let Some(last) = dims.last_mut() {
-                    *last = n;
-                }
-                Tensor::from_vec(out, dims, xs.device())?.to_dtype(xs.dtype())
+            Projection::Q8 { .. } => {
+                let [out] = Self::forward_all([self], xs)?;
+                Ok(out)
             }
         }
+    }
+
+    /// Each of `projections` applied to the same `xs` (`[..., in]`). When they are all
+    /// q8, `xs` is read and quantized once for all of them.
+    pub fn forward_all<const N: usize>(
+        projections: [&Projection; N],
+        xs: &Tensor,
+    ) -> Result<[Tensor; N]> {
+        let outputs: Vec<Tensor> = match Q8Input::of(&projections, xs)? {
+            None => projections
+                .iter()
+                .map(|p| p.forward(xs))
+                .collect::<Result<_>>(),
+            Some(input) => {
+                let activations = input.activations();
+                let product =
+                    |p: &Projection| input.tensor(p.q8_product(&activations)?, xs, p.out_dim());
+                projections
+                    .iter()
+                    .map(|p| product(p))
+                    .collect::<Result<_>>()
+            }
+        }?;
+        outputs
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("one output per projection".into()))
+    }
+
+    /// `down(silu(gate(xs)) * up(xs))`, the gated MLP. When all three are q8 the
+    /// intermediate values stay in this process's f32 buffers, the gate computed in
+    /// place and in parallel, as candle's `silu` and product compute it.
+    pub fn gated(
+        gate: &Projection,
+        up: &Projection,
+        down: &Projection,
+        xs: &Tensor,
+    ) -> Result<Tensor> {
+        let input = match Q8Input::kernel_of(&[down]) {
+            Some(_) => Q8Input::of(&[gate, up], xs)?,
+            None => None,
+        };
+        let Some(input) = input.filter(|input| Q8Input::kernel_of(&[down]) == Some(input.kernel))
+        else {
+            let gated = (candle_nn::ops::silu(&gate.forward(xs)?)? * up.forward(xs)?)?;
+            return down.forward(&gated);
+        };
+        let (mut gated, ups) = {
+            let activations = input.activations();
+            (gate.q8_product(&activations)?, up.q8_product(&activations)?)
+        };
+        let width = up.out_dim();
+        gated
+            .par_chunks_mut(width.max(1))
+            .zip(ups.par_chunks(width.max(1)))
+            .for_each(|(gated, ups)| {
+                for (g, &u) in gated.iter_mut().zip(ups) {
+                    *g = (*g / (1.0 + (-*g).exp())) * u;
+                }
+            });
+        drop(ups);
+        let gated = Q8Input {
+            data: gated,
+            rows: input.rows,
+            width,
+            kernel: input.kernel,
+        };
+        gated.check_width(down)?;
+        let out = down.q8_product(&gated.activations())?;
+        input.tensor(out, xs, down.out_dim())
+    }
+
+    /// Output channels.
+    fn out_dim(&self) -> usize {
+        match self {
+            Projection::Dense(linear) => linear.weight().dims().first().copied().unwrap_or(0),
+            Projection::Q8 { weights, .. } => weights.rows(),
+        }
+    }
+
+    /// The q8 product (bias added) of prepared activations: rows × out, row-major.
+    fn q8_product(&self, activations: &Activations) -> Result<Vec<f32>> {
+        let Projection::Q8 {
+            weights,
+            columns,
+            bias,
+            ..
+        } = self
+        else {
+            candle_core::bail!("a dense projection has no 8-bit product");
+        };
+        let mut out = activations.matmul(weights, columns.as_ref());
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(weights.rows().max(1)) {
+                for (y, b) in row.iter_mut().zip(bias) {
+                    *y += b;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the weights lie in a mapped packed file.
     pub fn is_mapped(&self) -> bool {
         matches!(self, Projection::Q8 { weights, .. } if weights.is_mapped())
+    }
+}
+
+/// The input of q8 projections as f32 rows.
+struct Q8Input {
+    data: Vec<f32>,
+    rows: usize,
+    width: usize,
+    kernel: Kernel,
+}
+
+impl Q8Input {
+    /// The kernel of `projections` when all are q8 with one kernel; `None` otherwise.
+    fn kernel_of(projections: &[&Projection]) -> Option<Kernel> {
+        let mut kernels = projections.iter().map(|p| match p {
+            Projection::Q8 { kernel, .. } => Some(*kernel),
+            Projection::Dense(_) => None,
+        });
+        let first = kernels.next()??;
+        kernels.all(|k| k == Some(first)).then_some(first)
+    }
+
+    /// `xs`'s values, when every one of `projections` is q8 (with one kernel); `None`
+    /// when any is dense. Fails when one does not take `xs`'s width.
+    fn of(projections: &[&Projection], xs: &Tensor) -> Result<Option<Self>> {
+        let Some(kernel) = Self::kernel_of(projections) else {
+            return Ok(None);
+        };
+        let width = xs.dims().last().copied().unwrap_or(0);
+        let data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let input = Q8Input {
+            rows: data.len() / width.max(1),
+            data,
+            width,
+            kernel,
+        };
+        for projection in projections {
+            input.check_width(projection)?;
+        }
+        Ok(Some(input))
+    }
+
+    /// Fails unless `projection` takes this input's width.
+    fn check_width(&self, projection: &Projection) -> Result<()> {
+        if let Projection::Q8 { weights, .. } = projection {
+            if weights.cols() != self.width {
+                candle_core::bail!("input width {}, layer takes {}", self.width, weights.cols());
+            }
+        }
+        Ok(())
+    }
+
+    fn activations(&self) -> Activations<'_> {
+        Activations::new(&self.data, self.rows, self.width, self.kernel)
+    }
+
+    /// `out` (this input's rows × `n`, row-major) as a tensor shaped like `xs` with `n`
+    /// last, in `xs`'s dtype.
+    fn tensor(&self, out: Vec<f32>, xs: &Tensor, n: usize) -> Result<Tensor> {
+        let mut dims = xs.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Tensor::from_vec(out, dims, xs.device())?.to_dtype(xs.dtype())
     }
 }

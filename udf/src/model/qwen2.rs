@@ -189,11 +189,10 @@ impl Attention {
         }
     }
 
-    /// Rotated keys and the values of `xs` (normed), `[b, kv, len, d]`.
-    fn keys_values(&self, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor)> {
-        let k = self.split(self.k_proj.forward(xs)?, self.kv_heads)?;
-        let k = Self::head_norm(&self.k_norm, k)?;
-        let v = self.split(self.v_proj.forward(xs)?, self.kv_heads)?;
+    /// Rotated keys and the values, `[b, kv, len, d]`, from the projections `k`, `v`.
+    fn keys_values(&self, k: Tensor, v: Tensor, pass: &Pass) -> Result<(Tensor, Tensor)> {
+        let k = Self::head_norm(&self.k_norm, self.split(k, self.kv_heads)?)?;
+        let v = self.split(v, self.kv_heads)?;
         Ok((pass.rotary.apply(&k, pass.offset)?, v))
     }
 
@@ -201,10 +200,10 @@ impl Attention {
     /// this pass's rotated keys and values, for a prefix cache.
     fn forward(&self, layer: usize, xs: &Tensor, pass: &Pass) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, l, _) = xs.dims3()?;
-        let q = self.split(self.q_proj.forward(xs)?, self.heads)?;
-        let q = Self::head_norm(&self.q_norm, q)?;
+        let [q, k, v] = Projection::forward_all([&self.q_proj, &self.k_proj, &self.v_proj], xs)?;
+        let q = Self::head_norm(&self.q_norm, self.split(q, self.heads)?)?;
         let q = pass.rotary.apply(&q, pass.offset)?;
-        let (k, v) = self.keys_values(xs, pass)?;
+        let (k, v) = self.keys_values(k, v, pass)?;
         let all_k = pass.with_prefix(layer, k.clone(), true)?;
         let all_v = pass.with_prefix(layer, v.clone(), false)?;
         let out = self.grouped(&q, &all_k, &all_v, &pass.mask)?;
@@ -233,7 +232,8 @@ impl Attention {
             .contiguous()?;
         let q = Self::head_norm(&self.q_norm, q)?;
         let q = pass.rotary.apply_at(&q, positions)?;
-        let (k, v) = self.keys_values(xs, pass)?;
+        let [k, v] = Projection::forward_all([&self.k_proj, &self.v_proj], xs)?;
+        let (k, v) = self.keys_values(k, v, pass)?;
         let all_k = pass.with_prefix(layer, k, true)?;
         let all_v = pass.with_prefix(layer, v, false)?;
         let keys = all_k.dim(2)?;
@@ -316,8 +316,7 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(xs)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(xs)?)?)
+        Projection::gated(&self.gate_proj, &self.up_proj, &self.down_proj, xs)
     }
 }
 

@@ -61,11 +61,62 @@ impl WeightColumns {
     }
 }
 
-/// `x · wᵀ` for f32 activations `x` (m rows of k values): each row's outliers (see
-/// [`OUTLIER_RATIO`]) are multiplied in f32 against `w`'s dequantized values, the rest
-/// quantized in blocks and multiplied in 8 bits. With `columns` (`w` column by column)
-/// the outlier products read those instead of gathering from `w`'s rows; the result is
-/// the same to the bit. Returns the m×n row-major product.
+/// f32 activations (m rows of k values) made ready for 8-bit products: each row's
+/// outliers (see [`OUTLIER_RATIO`]) found, the rest quantized in blocks. Prepared once,
+/// they serve every projection that reads the same input (q, k and v; gate and up).
+pub struct Activations<'a> {
+    x: &'a [f32],
+    k: usize,
+    outliers: Vec<Vec<usize>>,
+    rest: Q8Rows,
+    kernel: Kernel,
+}
+
+impl<'a> Activations<'a> {
+    /// `x`'s m rows of k values, for products with `kernel`.
+    pub fn new(x: &'a [f32], m: usize, k: usize, kernel: Kernel) -> Self {
+        assert_eq!(x.len(), m * k, "x is not m x k");
+        let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
+        let rest = if outliers.iter().all(Vec::is_empty) {
+            Q8Rows::quantize(x, m, k, kernel)
+        } else {
+            let mut rest = x.to_vec();
+            for (r, row) in outliers.iter().enumerate() {
+                for &j in row {
+                    rest[r * k + j] = 0.0;
+                }
+            }
+            Q8Rows::quantize(&rest, m, k, kernel)
+        };
+        Activations {
+            x,
+            k,
+            outliers,
+            rest,
+            kernel,
+        }
+    }
+
+    /// `x · wᵀ`: the outliers multiplied in f32 against `w`'s dequantized values, the
+    /// rest in 8 bits. With `columns` (`w` column by column) the outlier products read
+    /// those instead of gathering from `w`'s rows; the result is the same to the bit.
+    /// Returns the m×n row-major product.
+    pub fn matmul(&self, w: &Q8Rows, columns: Option<&WeightColumns>) -> Vec<f32> {
+        let mut out = matmul(&self.rest, w, self.kernel);
+        if self.outliers.iter().all(Vec::is_empty) {
+            return out;
+        }
+        let (x, k, outliers, kernel) = (self.x, self.k, &self.outliers, self.kernel);
+        match columns {
+            Some(columns) => add_products_by_column(&mut out, x, k, outliers, columns, kernel),
+            None => add_products_by_task(&mut out, x, k, outliers, w, kernel),
+        }
+        out
+    }
+}
+
+/// `x · wᵀ` for f32 activations `x` (m rows of k values): [`Activations::matmul`] for
+/// one projection.
 pub fn matmul_f32(
     x: &[f32],
     m: usize,
@@ -74,23 +125,7 @@ pub fn matmul_f32(
     columns: Option<&WeightColumns>,
     kernel: Kernel,
 ) -> Vec<f32> {
-    assert_eq!(x.len(), m * k, "x is not m x k");
-    let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
-    if outliers.iter().all(Vec::is_empty) {
-        return matmul(&Q8Rows::quantize(x, m, k, kernel), w, kernel);
-    }
-    let mut rest = x.to_vec();
-    for (r, row) in outliers.iter().enumerate() {
-        for &j in row {
-            rest[r * k + j] = 0.0;
-        }
-    }
-    let mut out = matmul(&Q8Rows::quantize(&rest, m, k, kernel), w, kernel);
-    match columns {
-        Some(columns) => add_products_by_column(&mut out, x, k, &outliers, columns, kernel),
-        None => add_products_by_task(&mut out, x, k, &outliers, w, kernel),
-    }
-    out
+    Activations::new(x, m, k, kernel).matmul(w, columns)
 }
 
 /// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
