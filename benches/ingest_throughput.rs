@@ -36,7 +36,7 @@ use std::time::Instant;
 // The allocator of the `lancet` binary, so the bench measures what `lancet index` runs.
 #[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: lancet_udf::allocator::SplitAllocator = lancet_udf::allocator::SplitAllocator;
 
 #[allow(dead_code)]
 #[path = "../tests/end_to_end/support/tiny_model.rs"]

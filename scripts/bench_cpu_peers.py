@@ -14,7 +14,7 @@ engine), the ratio to PyTorch, query p50, start to first embedding, peak RSS, an
 engine's cosine against PyTorch f32 (mean and least over the documents and the query).
 
     python3 scripts/make_random_model.py /tmp/random-0.5b
-    cargo bench -p lancet-udf --bench model_start --no-run
+    cargo bench -p lancet-udf --features jemalloc --bench model_start --no-run
     python3 scripts/bench_cpu_peers.py --model /tmp/random-0.5b --work /tmp/peers \\
         --lancet "$(ls -t $CARGO_TARGET_DIR/release/deps/model_start-* | grep -v '\\.d$' | head -1)"
 

@@ -13,14 +13,16 @@
 //! process; compare with `scripts/bench_encoder_torch.py`, which runs transformers on the
 //! same lengths:
 //!
-//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32
-//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench encoder_throughput -- --chunks 32 --precision q8
+//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --features jemalloc --bench encoder_throughput -- --chunks 32
+//!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --features jemalloc --bench encoder_throughput -- --chunks 32 --precision q8
 //!     python3 scripts/bench_encoder_torch.py --chunks 32 --threads 2
 //!
 //! `--device cuda` (a `--features cuda` build) runs it in bf16 on the GPU with the GPU's
 //! token budget, and reports model FLOP utilisation against `--peak-tflops` (989, the
 //! H100/H200 dense bf16 figure, by default).
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/args.rs"]
 mod args;
 #[path = "support/rss.rs"]
@@ -276,7 +278,7 @@ fn main() -> Result<()> {
     let report = serde_json::json!({
         "engine": "lancet-candle", "config": "jina-code-embeddings-0.5b (random weights)",
         "precision": precision.as_str(), "device": arg("--device", String::from("cpu")),
-        "dtype": format!("{:?}", at.dtype).to_lowercase(), "threads": threads, "chunks": chunks,
+        "dtype": format!("{:?}", at.dtype).to_lowercase(), "threads": threads, "allocator": allocator::name(), "chunks": chunks,
         "tokens": tokens, "batch_tokens": budget, "load_seconds": load_seconds,
         "peak_rss_mb": peak_rss,
         "documents": {

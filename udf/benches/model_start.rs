@@ -8,16 +8,21 @@
 //! `load_seconds` they take.
 //!
 //!     python3 scripts/make_random_model.py /tmp/random-0.5b
-//!     cargo bench -p lancet-udf --bench model_start -- --model /tmp/random-0.5b --precision q8 --weights-cache /tmp/packed
+//!     cargo bench -p lancet-udf --features jemalloc --bench model_start -- --model /tmp/random-0.5b --precision q8 --weights-cache /tmp/packed
 //!
-//! (`RAYON_NUM_THREADS=2` to pin the thread count.)
+//! (`RAYON_NUM_THREADS=2` to pin the thread count; `--features jemalloc` runs it on the
+//! `lancet` binary's allocator, as the CLI would.)
 //!
 //! `--documents FILE` (a JSON array of strings) also embeds those texts as code
 //! documents, in one call as an indexing job does, and reports their tokens per second;
 //! `--query TEXT` replaces the query; `--vectors-out FILE` writes the raw pooled vectors
 //! (`{"query": [...], "documents": [[...], ...]}`) for `scripts/bench_cpu_peers.py`,
-//! which compares them with other engines'.
+//! which compares them with other engines'. `--queries FILE` (a JSON array) embeds those
+//! as queries too, after the timings, into `--vectors-out`'s `queries` (for
+//! `scripts/bench_q8_agreement.py`).
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/args.rs"]
 mod args;
 #[path = "support/rss.rs"]
@@ -45,6 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repeats: usize = arg("--repeats", 10);
     let query: String = arg("--query", QUERY.to_string());
     let documents: Vec<String> = match arg("--documents", String::new()) {
+        path if path.is_empty() => Vec::new(),
+        path => serde_json::from_str(&std::fs::read_to_string(&path)?)?,
+    };
+    let queries: Vec<String> = match arg("--queries", String::new()) {
         path if path.is_empty() => Vec::new(),
         path => serde_json::from_str(&std::fs::read_to_string(&path)?)?,
     };
@@ -94,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tokenizer_seconds": tokenizer_seconds, "start_to_first_embedding_seconds": first_embedding,
         "query_p50_ms": p50 * 1e3, "peak_rss_mb": peak_rss,
         "threads": rayon::current_num_threads(),
+        "allocator": allocator::name(),
         "documents": texts.len(),
         "documents_tokens": embedded.as_ref().map(|e| e.tokens),
         "documents_seconds": embedded.as_ref().map(|_| documents_seconds),
@@ -102,7 +112,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     if !vectors_out.is_empty() {
         let rows: Vec<&[f32]> = embedded.iter().flat_map(|e| e.rows()).collect();
-        let vectors = serde_json::json!({ "query": first.row(0), "documents": rows });
+        let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+        let queries = match queries.is_empty() {
+            true => None,
+            false => Some(encoder.encode(&queries, Task::Nl2Code.query())?),
+        };
+        let query_rows: Vec<&[f32]> = queries.iter().flat_map(|e| e.rows()).collect();
+        let vectors = serde_json::json!({
+            "query": first.row(0), "documents": rows, "queries": query_rows,
+        });
         std::fs::write(&vectors_out, vectors.to_string())?;
     }
     println!("{report}");

@@ -6,6 +6,8 @@
 //! turns a pooled vector into the stored full-width and prefix vectors.
 #![deny(missing_docs)]
 
+#[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
+pub mod allocator;
 mod encoder;
 mod error;
 pub mod matryoshka;
