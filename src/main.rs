@@ -10,8 +10,9 @@ use std::process::ExitCode;
 // jemalloc made the whole `index` job 11% faster than glibc's allocator on two cores.
 // The encoder's activation buffers of megabytes, though, came back from jemalloc as fresh
 // pages every layer (30% fewer tokens per second): blocks of 1 MiB and more come from the
-// system allocator (BENCHMARKS.md, "Large buffers from the system allocator"). Only the
-// binary picks it: the library leaves the choice to the program that embeds it.
+// system allocator (BENCHMARKS.md, "One quantization per input, and large buffers from
+// the system allocator"). Only the binary picks it: the library leaves the choice to the
+// program that embeds it.
 #[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: lancet_udf::allocator::SplitAllocator = lancet_udf::allocator::SplitAllocator;

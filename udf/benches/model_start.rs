@@ -49,14 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache: String = arg("--weights-cache", String::new());
     let repeats: usize = arg("--repeats", 10);
     let query: String = arg("--query", QUERY.to_string());
-    let documents: Vec<String> = match arg("--documents", String::new()) {
-        path if path.is_empty() => Vec::new(),
-        path => serde_json::from_str(&std::fs::read_to_string(&path)?)?,
-    };
-    let queries: Vec<String> = match arg("--queries", String::new()) {
-        path if path.is_empty() => Vec::new(),
-        path => serde_json::from_str(&std::fs::read_to_string(&path)?)?,
-    };
+    let documents = strings_in(&arg("--documents", String::new()))?;
+    let queries = strings_in(&arg("--queries", String::new()))?;
     let vectors_out: String = arg("--vectors-out", String::new());
     let options = EncoderOptions {
         precision,
@@ -125,4 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{report}");
     Ok(())
+}
+
+/// The JSON array of strings in the file at `path`; none without a path.
+fn strings_in(path: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    match path.is_empty() {
+        true => Ok(Vec::new()),
+        false => Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?),
+    }
 }

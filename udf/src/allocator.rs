@@ -4,10 +4,10 @@
 //! jemalloc made bulk ingestion faster (its many small Arrow buffers and chunk strings),
 //! but the encoder allocates and frees activation buffers of megabytes in every layer, and
 //! jemalloc hands those back as fresh pages each time: 9.1 million page faults instead of
-//! glibc's 1.6 million over 32 chunks, and 30% fewer tokens per second (BENCHMARKS.md,
-//! "Large buffers from the system allocator"). glibc keeps freed large chunks in its heap
-//! and reuses them. So each allocation is served by size: the same size on allocation,
-//! reallocation and release always picks the same allocator.
+//! glibc's 1.6 million over 32 chunks, and 30% fewer tokens per second (BENCHMARKS.md, "One
+//! quantization per input, and large buffers from the system allocator"). glibc keeps
+//! freed large chunks in its heap and reuses them. So each allocation is served by size:
+//! the same size on allocation, reallocation and release always picks the same allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use tikv_jemallocator::Jemalloc;

@@ -151,12 +151,11 @@ impl Projection {
         down: &Projection,
         xs: &Tensor,
     ) -> Result<Tensor> {
-        let input = match Q8Input::kernel_of(&[down]) {
+        let input = match Q8Input::kernel_of(&[gate, up, down]) {
             Some(_) => Q8Input::of(&[gate, up], xs)?,
             None => None,
         };
-        let Some(input) = input.filter(|input| Q8Input::kernel_of(&[down]) == Some(input.kernel))
-        else {
+        let Some(input) = input else {
             let gated = (candle_nn::ops::silu(&gate.forward(xs)?)? * up.forward(xs)?)?;
             return down.forward(&gated);
         };
