@@ -1,6 +1,7 @@
 //! The candle Qwen2 encoder: configuration, files, tokenizer, batching and the forward
 //! pass, one concern per file.
 
+mod attention;
 mod batching;
 mod config;
 mod device;

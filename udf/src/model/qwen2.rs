@@ -1,6 +1,7 @@
 //! A Qwen2 (or Qwen3) decoder written for encoding: `&self` (shareable across threads),
 //! causal attention with grouped-query heads and q/k/v bias (Qwen3: none, and RMSNorm per
-//! head on queries and keys before RoPE), RoPE tables in f32, RMSNorm, SwiGLU MLP. Batches are right-padded: under a causal mask real tokens never see the pads after
+//! head on queries and keys before RoPE), RoPE tables in f32, RMSNorm, SwiGLU MLP.
+//! Batches are right-padded: under a causal mask real tokens never see the pads after
 //! them, so every row equals its unpadded run, and each row is pooled at its own last token.
 //!
 //! Pooling one token per row allows exact shortcuts, all in [`Qwen2Model::forward_last_token`]
@@ -9,9 +10,10 @@
 //!   only at the pooled one;
 //! - the task's instruction prefix opens every input of a task, so its keys and values
 //!   are computed once ([`PrefixCache`]) and each row runs only the tokens after it;
-//! - query heads that share a key/value head are stacked into one matrix product, so keys
-//!   and values are never copied per query head.
+//! - attention (`super::attention`) reads each key/value head once for all the query heads
+//!   that share it, and on the CPU computes no score that the causal mask would discard.
 
+use super::attention::{attention, Visible};
 use super::config::Qwen2Config;
 use super::embedding::TokenEmbedding;
 use super::precision::Precision;
@@ -108,8 +110,8 @@ struct Pass<'a> {
     rotary: &'a RotaryTables,
     prefix: Option<&'a PrefixCache>,
     offset: usize,
-    /// Additive mask, `[1, 1, 1, len, offset + len]`.
-    mask: Tensor,
+    /// Query `i` sees the keys up to position `offset + i`.
+    visible: Visible,
 }
 
 impl Pass<'_> {
@@ -129,12 +131,6 @@ impl Pass<'_> {
         Tensor::cat(&[&cached, &xs], 2)?.contiguous()
     }
 }
-
-/// Queries whose attention scores are computed at once. A block's scores take
-/// `heads x QUERY_BLOCK x keys` values: for an 8,192-token query at 14 heads, 0.2 GiB in
-/// f32 rather than 3.5 GiB for all queries at once; documents (at most 576 tokens by
-/// default) and pooled rows fit one block.
-const QUERY_BLOCK: usize = 512;
 
 struct Attention {
     q_proj: Projection,
@@ -206,7 +202,7 @@ impl Attention {
         let (k, v) = self.keys_values(k, v, pass)?;
         let all_k = pass.with_prefix(layer, k.clone(), true)?;
         let all_v = pass.with_prefix(layer, v.clone(), false)?;
-        let out = self.grouped(&q, &all_k, &all_v, &pass.mask)?;
+        let out = attention(&q, &all_k, &all_v, &pass.visible)?;
         let out = out
             .transpose(1, 2)?
             .reshape((b, l, self.heads * self.head_dim))?;
@@ -236,63 +232,10 @@ impl Attention {
         let (k, v) = self.keys_values(k, v, pass)?;
         let all_k = pass.with_prefix(layer, k, true)?;
         let all_v = pass.with_prefix(layer, v, false)?;
-        let keys = all_k.dim(2)?;
-        let mask: Vec<f32> = positions
-            .iter()
-            .flat_map(|&p| {
-                (0..keys).map(move |j| if j as u32 > p { f32::NEG_INFINITY } else { 0.0 })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, 1, 1, keys), xs.device())?.to_dtype(xs.dtype())?;
-        let out = self.grouped(&q, &all_k, &all_v, &mask)?;
+        let visible = Visible::per_row(positions.iter().map(|&p| p as usize).collect());
+        let out = attention(&q, &all_k, &all_v, &visible)?;
         self.o_proj
             .forward(&out.reshape((b, self.heads * self.head_dim))?)
-    }
-
-    /// Softmax attention of `q` (`[b, heads, s, d]`) over `k`, `v` (`[b, kv, t, d]`)
-    /// under an additive `mask` (`[1|b, 1, 1, s, t]`), [`QUERY_BLOCK`] queries at a time.
-    fn grouped(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.grouped_in_blocks(q, k, v, mask, QUERY_BLOCK)
-    }
-
-    /// [`Self::grouped`] over blocks of `block` queries: the scores of one block are
-    /// `b x heads x block x t`, so a long input never holds all `s x t` at once.
-    fn grouped_in_blocks(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: &Tensor,
-        block: usize,
-    ) -> Result<Tensor> {
-        let s = q.dim(2)?;
-        if s <= block {
-            return self.grouped_block(q, k, v, mask);
-        }
-        let mut out = Vec::with_capacity(s.div_ceil(block));
-        for start in (0..s).step_by(block) {
-            let len = block.min(s - start);
-            let q = q.narrow(2, start, len)?.contiguous()?;
-            let mask = mask.narrow(3, start, len)?;
-            out.push(self.grouped_block(&q, k, v, &mask)?);
-        }
-        Tensor::cat(&out, 2)
-    }
-
-    /// One block of [`Self::grouped`]. The query heads sharing a key/value head are
-    /// stacked into one product instead of copying K and V per head.
-    fn grouped_block(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (b, heads, s, d) = q.dims4()?;
-        let (kv, t) = (self.kv_heads, k.dim(2)?);
-        let groups = heads / kv;
-        // Scale q before the product: keeps low-precision scores in range.
-        let q = (q * (1.0 / (d as f64).sqrt()))?.reshape((b, kv, groups * s, d))?;
-        let scores = q
-            .matmul(&k.t()?)?
-            .reshape((b, kv, groups, s, t))?
-            .broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kv, groups * s, t))?;
-        probs.matmul(v)?.reshape((b, heads, s, d))
     }
 }
 
@@ -394,7 +337,6 @@ pub struct Qwen2Model {
     rotary: RotaryTables,
     max_positions: usize,
     device: Device,
-    dtype: DType,
 }
 
 impl Qwen2Model {
@@ -449,7 +391,6 @@ impl Qwen2Model {
             rotary: RotaryTables::new(cfg, max_positions, vb.dtype(), vb.device())?,
             max_positions,
             device: vb.device().clone(),
-            dtype: vb.dtype(),
         })
     }
 
@@ -474,7 +415,7 @@ impl Qwen2Model {
         &self.device
     }
 
-    fn check_batch(&self, ids: &Tensor, lengths: &[usize], offset: usize) -> Result<usize> {
+    fn check_batch(&self, ids: &Tensor, lengths: &[usize], offset: usize) -> Result<()> {
         let (b, l) = ids.dims2()?;
         if lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > l) {
             candle_core::bail!("lengths {lengths:?} do not fit a batch of {b} x {l}");
@@ -486,17 +427,17 @@ impl Qwen2Model {
                 self.max_positions
             );
         }
-        Ok(l)
+        Ok(())
     }
 
-    fn pass<'a>(&'a self, prefix: Option<&'a PrefixCache>, len: usize) -> Result<Pass<'a>> {
+    fn pass<'a>(&'a self, prefix: Option<&'a PrefixCache>) -> Pass<'a> {
         let offset = prefix.map_or(0, |p| p.ids.len());
-        Ok(Pass {
+        Pass {
             rotary: &self.rotary,
             prefix,
             offset,
-            mask: causal_mask(len, offset, self.dtype, &self.device)?,
-        })
+            visible: Visible::causal(offset),
+        }
     }
 
     /// Computes the keys and values of an instruction prefix (`ids`) at every layer, for
@@ -504,7 +445,7 @@ impl Qwen2Model {
     pub fn prefix_cache(&self, ids: &[u32]) -> Result<PrefixCache> {
         let tokens = Tensor::from_slice(ids, (1, ids.len()), &self.device)?;
         self.check_batch(&tokens, &[ids.len()], 0)?;
-        let pass = self.pass(None, ids.len())?;
+        let pass = self.pass(None);
         let mut xs = self.embed_tokens.forward(&tokens)?;
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         for (i, layer) in self.layers.iter().enumerate() {
@@ -532,8 +473,8 @@ impl Qwen2Model {
         prefix: Option<&PrefixCache>,
     ) -> Result<Tensor> {
         let offset = prefix.map_or(0, |p| p.ids.len());
-        let l = self.check_batch(ids, lengths, offset)?;
-        let pass = self.pass(prefix, l)?;
+        self.check_batch(ids, lengths, offset)?;
+        let pass = self.pass(prefix);
         let Some((last_layer, layers)) = self.layers.split_last() else {
             candle_core::bail!("the model has no layers");
         };
@@ -549,8 +490,8 @@ impl Qwen2Model {
     /// The reference for [`forward_last_token`](Self::forward_last_token): every layer at
     /// every position, then the last real token of each row.
     pub fn forward_full(&self, ids: &Tensor, lengths: &[usize]) -> Result<Tensor> {
-        let l = self.check_batch(ids, lengths, 0)?;
-        let pass = self.pass(None, l)?;
+        self.check_batch(ids, lengths, 0)?;
+        let pass = self.pass(None);
         let mut xs = self.embed_tokens.forward(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             xs = layer.forward(i, &xs, &pass)?.0;
@@ -565,24 +506,6 @@ impl Qwen2Model {
     }
 }
 
-/// `[1, 1, 1, len, offset + len]`: query `i` (at position `offset + i`) sees every key
-/// up to its own position; -inf above.
-fn causal_mask(len: usize, offset: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
-    let keys = offset + len;
-    let mask: Vec<f32> = (0..len)
-        .flat_map(|i| {
-            (0..keys).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (1, 1, 1, len, keys), dev)?.to_dtype(dtype)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,37 +517,6 @@ mod tests {
       "num_key_value_heads": 2, "max_position_embeddings": 256, "rope_theta": 10000.0,
       "rms_norm_eps": 1e-6, "tie_word_embeddings": true
     }"#;
-
-    /// Attention in blocks of queries equals attention over all queries at once, for
-    /// a causal mask and for a batch mask, whatever the block size.
-    #[test]
-    fn attention_in_query_blocks_equals_attention_at_once() {
-        let model = tiny();
-        let attention = &model.layers[0].self_attn;
-        let dev = Device::Cpu;
-        let (b, s, d) = (2, 37, attention.head_dim);
-        let q = Tensor::randn(0f32, 1.0, (b, attention.heads, s, d), &dev).unwrap();
-        let k = Tensor::randn(0f32, 1.0, (b, attention.kv_heads, s + 3, d), &dev).unwrap();
-        let v = Tensor::randn(0f32, 1.0, (b, attention.kv_heads, s + 3, d), &dev).unwrap();
-        let causal = causal_mask(s, 3, DType::F32, &dev).unwrap();
-        let whole = attention.grouped_block(&q, &k, &v, &causal).unwrap();
-        for block in [1, 5, 16, 36, 37, 512] {
-            let blocked = attention
-                .grouped_in_blocks(&q, &k, &v, &causal, block)
-                .unwrap();
-            let diff = (blocked - &whole)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(diff < 1e-5, "block {block}: {diff}");
-        }
-    }
 
     fn tiny() -> Qwen2Model {
         tiny_with(RandomWeights::new(0.2, 1), Precision::F32)
