@@ -209,6 +209,8 @@ impl Dims {
             || k.shape() != v.shape()
             || kv_heads == 0
             || !heads.is_multiple_of(kv_heads)
+            || keys == 0
+            || dim == 0
         {
             candle_core::bail!(
                 "attention shapes do not fit: q {:?}, k {:?}, v {:?}",
@@ -386,7 +388,8 @@ impl Task<'_> {
                 keys_t[c * width + j] = x;
             }
         }
-        let scale = 1.0 / (dim as f32).sqrt();
+        // As candle's path scales: the f64 factor rounded once to f32.
+        let scale = (1.0 / (dim as f64).sqrt()) as f32;
         let mut scaled = vec![0f32; TILE * dim];
         let mut scores = vec![0f32; TILE * width];
         let mut out = vec![0f32; groups * self.queries.len() * dim];
@@ -709,5 +712,7 @@ mod tests {
         let odd = random((2, 3, 1, 8), 3);
         let kv2 = random((2, 2, 4, 8), 4);
         assert!(attention(&odd, &kv2, &kv2, &Visible::causal(3)).is_err());
+        let none = random((2, 2, 0, 8), 5);
+        assert!(attention(&q, &none, &none, &Visible::causal(0)).is_err());
     }
 }
