@@ -529,7 +529,8 @@ const SPAN: usize = 64;
 
 /// Replaces each score by `exp(score - max)` and returns their sum. The exponential is
 /// the C library's: a vectorised polynomial within 2 ulp measured the same in f32 but
-/// moved the q8 encoder's least cosine on the outlier model from 0.981 to 0.967.
+/// moved the q8 encoder's least cosine on the outlier model from 0.981 to 0.967 (one ulp
+/// anywhere moves it too, to 0.977: BENCHMARKS, "Attention on the CPU").
 #[inline(always)]
 fn softmax_numerators(scores: &mut [f32]) -> f32 {
     let mut most = [f32::NEG_INFINITY; LANES];
