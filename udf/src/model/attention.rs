@@ -11,6 +11,7 @@
 //! GPU, other dtypes) it runs candle's products under an additive mask, in blocks of
 //! queries.
 
+use crate::quant::Kernel;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -71,14 +72,19 @@ impl Visible {
     /// The additive mask of candle's path: `[1, 1, 1, s, t]` (causal) or
     /// `[b, 1, 1, 1, t]` (one query per row); -inf where a key is not seen.
     fn mask(&self, rows: usize, queries: usize, keys: usize, q: &Tensor) -> Result<Tensor> {
-        if let Some(mask) = self.mask.get() {
+        let (rows, queries) = match self.last {
+            LastKey::Causal { .. } => (1, queries),
+            LastKey::PerRow(_) => (rows, 1),
+        };
+        let shape = (rows, 1, 1, queries, keys);
+        // Built once per view: every layer of a pass asks for the same shape.
+        if let Some(mask) = self
+            .mask
+            .get()
+            .filter(|m| m.dims() == [rows, 1, 1, queries, keys])
+        {
             return Ok(mask.clone());
         }
-        let (rows, shape) = match self.last {
-            LastKey::Causal { .. } => (1, (1, 1, 1, queries, keys)),
-            LastKey::PerRow(_) => (rows, (rows, 1, 1, 1, keys)),
-        };
-        let queries = shape.3;
         let values: Vec<f32> = (0..rows)
             .flat_map(|r| (0..queries).map(move |i| (r, i)))
             .flat_map(|(r, i)| {
@@ -87,7 +93,9 @@ impl Visible {
             })
             .collect();
         let mask = Tensor::from_vec(values, shape, q.device())?.to_dtype(q.dtype())?;
-        Ok(self.mask.get_or_init(|| mask).clone())
+        // A view asked for another shape keeps its first mask and builds this one anew.
+        let _ = self.mask.set(mask.clone());
+        Ok(mask)
     }
 }
 
@@ -105,7 +113,7 @@ pub(super) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, visible: &Visible) -
     if q.device().is_cpu() && [q, k, v].iter().all(|t| t.dtype() == DType::F32) {
         let op = CpuAttention {
             visible,
-            kernel: Simd::detect(),
+            kernel: Kernel::detect(),
         };
         return q
             .contiguous()?
@@ -148,10 +156,13 @@ fn masked_block(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Ten
     probs.matmul(v)?.reshape((b, heads, s, d))
 }
 
-/// The CPU kernel as a candle op on f32 storage.
+/// The CPU kernel as a candle op on f32 storage. `kernel` names the instructions it is
+/// compiled for (the q8 products' choice: AVX2 with FMA, or AVX-512); every path does the
+/// same operations in the same order (fused multiply-adds, lane by lane), so they agree
+/// to the bit.
 struct CpuAttention<'a> {
     visible: &'a Visible,
-    kernel: Simd,
+    kernel: Kernel,
 }
 
 impl CustomOp3 for CpuAttention<'_> {
@@ -239,40 +250,6 @@ const LANES: usize = 16;
 /// Keys whose scores one step of [`Tile::scores`] computes per query: two registers.
 const KEYS_PER_STEP: usize = 2 * LANES;
 
-/// The instructions the kernel is compiled for. Every path does the same operations in
-/// the same order (fused multiply-adds, lane by lane), so they agree to the bit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Simd {
-    /// Every variant this CPU runs, the fastest last.
-    fn available() -> Vec<Simd> {
-        #[allow(unused_mut)]
-        let mut simd = vec![Simd::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                simd.push(Simd::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f") {
-                simd.push(Simd::Avx512);
-            }
-        }
-        simd
-    }
-
-    fn detect() -> Simd {
-        static DETECTED: OnceLock<Simd> = OnceLock::new();
-        *DETECTED.get_or_init(|| Simd::available().pop().unwrap_or(Simd::Portable))
-    }
-}
-
 /// Softmax attention of f32 `q`, `k`, `v` (row-major, shaped as `shape` says) under
 /// `visible`; returns `[b, heads, s, d]`.
 fn attend(
@@ -281,7 +258,7 @@ fn attend(
     v: &[f32],
     shape: Dims,
     visible: &Visible,
-    kernel: Simd,
+    kernel: Kernel,
 ) -> Vec<f32> {
     let Dims {
         rows,
@@ -315,12 +292,12 @@ fn attend(
             };
             match kernel {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: chosen only where the CPU has AVX2 and FMA (`Simd::available`).
-                Simd::Avx2 => unsafe { task.run_avx2() },
+                // SAFETY: chosen only where the CPU has AVX2 and FMA (`Kernel::available`).
+                Kernel::Avx2 => unsafe { task.run_avx2() },
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: chosen only where the CPU has AVX-512 F (`Simd::available`).
-                Simd::Avx512 => unsafe { task.run_avx512() },
-                Simd::Portable => task.run(),
+                // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
+                Kernel::Avx512Vnni => unsafe { task.run_avx512() },
+                _ => task.run(),
             }
         })
         .collect();
@@ -406,11 +383,11 @@ impl Task<'_> {
                         *s = x * scale;
                     }
                 }
-                let most = tile.iter().map(|&i| seen(i)).max().unwrap_or(0);
+                let tile_keys = tile.iter().map(|&i| seen(i)).max().unwrap_or(0);
                 let tile_scores = Tile {
                     dim,
                     width,
-                    keys: most,
+                    keys: tile_keys,
                 };
                 match tile.len() {
                     4 => tile_scores.scores::<4>(&scaled, &keys_t, &mut scores),
@@ -423,7 +400,7 @@ impl Task<'_> {
                     scores.chunks_exact_mut(width).zip(tile).zip(&mut inverses)
                 {
                     // Keys after a query's own are weighed 0 by the tile's products.
-                    let (seen_keys, unseen) = row[..most].split_at_mut(seen(i));
+                    let (seen_keys, unseen) = row[..tile_keys].split_at_mut(seen(i));
                     *inverse = 1.0 / softmax_numerators(seen_keys);
                     unseen.fill(0.0);
                 }
@@ -661,12 +638,12 @@ mod tests {
                 keys,
                 dim: d,
             };
-            let portable = attend(&q, &k, &v, shape, &visible, Simd::Portable);
-            for simd in Simd::available() {
+            let portable = attend(&q, &k, &v, shape, &visible, Kernel::Scalar);
+            for kernel in Kernel::available() {
                 assert_eq!(
-                    attend(&q, &k, &v, shape, &visible, simd),
+                    attend(&q, &k, &v, shape, &visible, kernel),
                     portable,
-                    "{simd:?}"
+                    "{kernel:?}"
                 );
             }
         }
@@ -702,6 +679,15 @@ mod tests {
             let diff = max_difference(&blocked, &whole);
             assert!(diff < 1e-5, "block {block}: {diff}");
         }
+    }
+
+    #[test]
+    fn a_view_builds_the_mask_of_each_shape_it_is_asked_for() {
+        let q = random((1, 1, 1, 4), 1);
+        let view = Visible::causal(2);
+        assert_eq!(view.mask(1, 3, 5, &q).unwrap().dims(), [1, 1, 1, 3, 5]);
+        assert_eq!(view.mask(1, 2, 4, &q).unwrap().dims(), [1, 1, 1, 2, 4]);
+        assert_eq!(view.mask(1, 3, 5, &q).unwrap().dims(), [1, 1, 1, 3, 5]);
     }
 
     #[test]
