@@ -6,8 +6,8 @@
 //! (rounded up to a step of 32), where candle's products fill the whole causal square.
 //! Scores live one tile at a time, so a long input never holds `s x t` of them, and a row
 //! gives the same bits alone or in any batch. Each score and each output value is one
-//! chain of multiply-adds in order, as candle's products compute them; with the C
-//! library's `exp` the q8 encoder's vectors come out bit for bit as before. Elsewhere (a
+//! chain of multiply-adds in order, as candle's products compute them, with the C
+//! library's `exp` (BENCHMARKS, "Attention on the CPU", says why). Elsewhere (a
 //! GPU, other dtypes) it runs candle's products under an additive mask, in blocks of
 //! queries.
 
