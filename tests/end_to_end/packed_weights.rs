@@ -111,6 +111,55 @@ fn q8_weights_are_packed_once_and_mapped_after_with_the_same_vectors() {
     assert_eq!(packs(&cache), now);
 }
 
+/// Multiplies one norm gain of each norm of the model in `dir` by 30: channels q8 keeps
+/// exact in the projections reading them.
+fn scale_norm_gains(dir: &Path) {
+    let path = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    for (name, tensor) in tensors.iter_mut() {
+        if name.ends_with("layernorm.weight") {
+            let dtype = tensor.dtype();
+            let mut gains = tensor
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            gains[5] *= 30.0;
+            *tensor = Tensor::new(gains, &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+        }
+    }
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+}
+
+#[test]
+fn the_exact_columns_of_large_norm_gains_are_packed_and_mapped_with_the_same_vectors() {
+    let root = tempfile::tempdir().unwrap();
+    let (model, cache) = (root.path().join("model"), root.path().join("weights"));
+    write_tiny_model_as(&model, 5, DType::BF16);
+    scale_norm_gains(&model);
+
+    let expected = vectors(&q8(&model, None));
+    let packed = q8(&model, Some(&cache));
+    assert!(packed.weights_mapped());
+    assert_eq!(vectors(&packed), expected);
+    let pack = std::fs::read(&packs(&cache)[0]).unwrap();
+    let header_len = u64::from_le_bytes(pack[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&pack[8..8 + header_len]).into_owned();
+    for projection in ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"] {
+        assert!(
+            header.contains(&format!("{projection}.weight.exact_columns")),
+            "{projection}: {header}"
+        );
+    }
+    assert!(!header.contains("o_proj.weight.exact"));
+    assert!(!header.contains("down_proj.weight.exact"));
+    // Mapped again at the next load.
+    assert_eq!(vectors(&q8(&model, Some(&cache))), expected);
+}
+
 #[test]
 fn a_cache_folder_that_cannot_be_written_still_loads_the_model() {
     let root = tempfile::tempdir().unwrap();

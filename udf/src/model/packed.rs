@@ -7,11 +7,14 @@
 //! at first use, and every process on the machine shares them). It is a safetensors file:
 //! `{weight}.q8` (I8, `[rows, blocks × 32]`) and `{weight}.scales` (F32, `[rows,
 //! blocks]`; rows padded to whole panels in the panel order) for every `*_proj.weight`
-//! of the model, with the format and the weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the
-//! model's own files.
+//! of the model, and, where a projection keeps input columns exact (see
+//! [`crate::quant::large_gain_columns`]), `{weight}.exact_columns` (U32, `[c]`) and
+//! `{weight}.exact` (F32, `[c, rows]`, column by column), with the format and the weights'
+//! fingerprint in its metadata. Norms, biases and the token embedding stay in the model's
+//! own files.
 
 use super::files::ModelFiles;
-use crate::quant::{Kernel, Layout, Q8Rows, Stored, BLOCK};
+use crate::quant::{large_gain_columns, ExactColumns, Kernel, Layout, Q8Rows, Stored, BLOCK};
 use crate::{Error, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use memmap2::Mmap;
@@ -26,8 +29,8 @@ use std::sync::Arc;
 /// Lancet's, or one packed for another kernel) is packed again.
 fn format(layout: Layout) -> &'static str {
     match layout {
-        Layout::Rows => "lancet-q8-blocks32-v1",
-        Layout::Panels => "lancet-q8-blocks32-panels32-v1",
+        Layout::Rows => "lancet-q8-blocks32-exact-v2",
+        Layout::Panels => "lancet-q8-blocks32-panels32-exact-v2",
     }
 }
 
@@ -106,9 +109,15 @@ impl PackedWeights {
     }
 
     /// The projection `weight` (e.g. `model.layers.0.mlp.up_proj.weight`) as `rows`
-    /// output channels of `cols` inputs, mapped from the file; `None` when the file does
-    /// not hold it.
-    pub(crate) fn q8(&self, weight: &str, rows: usize, cols: usize) -> Option<Result<Q8Rows>> {
+    /// output channels of `cols` inputs, mapped from the file, with its input columns
+    /// `exact` in f32; `None` when the file does not hold it.
+    pub(crate) fn q8(
+        &self,
+        weight: &str,
+        rows: usize,
+        cols: usize,
+        exact: &[usize],
+    ) -> Option<Result<(Q8Rows, ExactColumns)>> {
         let quants = self.tensors.get(&format!("{weight}.q8"))?;
         let scales = self.tensors.get(&format!("{weight}.scales"))?;
         let blocks = cols.div_ceil(BLOCK);
@@ -129,9 +138,46 @@ impl PackedWeights {
             }
             let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
             let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
-            Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)
+            let q8 = Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)?;
+            Ok((q8, self.exact(weight, rows, cols).map_err(wrong)?))
         })();
-        Some(rows)
+        Some(
+            rows.and_then(|(q8, stored)| match stored.columns() == exact {
+                true => Ok((q8, stored)),
+                false => Err(Error::Model(format!(
+                    "{}: {weight}: exact columns {:?}, the model's norm gives {exact:?}",
+                    self.path.display(),
+                    stored.columns()
+                ))),
+            }),
+        )
+    }
+
+    /// The exact columns stored for `weight` (none when the file holds none).
+    fn exact(
+        &self,
+        weight: &str,
+        rows: usize,
+        cols: usize,
+    ) -> std::result::Result<ExactColumns, String> {
+        let (Some(columns), Some(values)) = (
+            self.tensors.get(&format!("{weight}.exact_columns")),
+            self.tensors.get(&format!("{weight}.exact")),
+        ) else {
+            return Ok(ExactColumns::default());
+        };
+        if columns.dtype != Dtype::U32 || values.dtype != Dtype::F32 {
+            return Err(format!(
+                "exact columns {:?}, {:?}",
+                columns.dtype, values.dtype
+            ));
+        }
+        let columns: Vec<usize> = self.map[self.bytes(columns)]
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .collect();
+        let values = values_to_f32(Dtype::F32, &self.map[self.bytes(values)]).unwrap_or_default();
+        ExactColumns::from_parts(columns, rows, cols, values)
     }
 
     fn bytes(&self, info: &TensorInfo) -> std::ops::Range<usize> {
@@ -175,6 +221,26 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
                 view.dtype()
             ))
         })?;
+        let exact = ExactColumns::of_rows(&values, rows, cols, &exact_columns(&source, &name)?);
+        if !exact.columns().is_empty() {
+            let columns: Vec<u32> = exact.columns().iter().map(|&j| j as u32).collect();
+            tensors.push((
+                format!("{name}.exact_columns"),
+                Packed::new(
+                    Dtype::U32,
+                    vec![columns.len()],
+                    bytemuck::cast_slice(&columns),
+                ),
+            ));
+            tensors.push((
+                format!("{name}.exact"),
+                Packed::new(
+                    Dtype::F32,
+                    vec![columns.len(), rows],
+                    bytemuck::cast_slice(exact.values()),
+                ),
+            ));
+        }
         let q8 = Q8Rows::quantize(&values, rows, cols, kernel).into_layout(kernel.weight_layout());
         let stored = Q8Rows::stored_rows(rows, q8.layout());
         let padded = q8.quants().len() / stored.max(1);
@@ -212,6 +278,37 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
     // safetensors writes a temporary file beside `path` and renames it.
     safetensors::serialize_to_file(tensors, Some(info), path)
         .map_err(|e| Error::Model(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The norm (its weight's name) whose output the projection weight `name` reads, for the
+/// projections that read a norm: its gains choose their exact columns. The pairs the
+/// decoder layer (`super::qwen2`) wires; a pack that disagreed would fail to load.
+fn norm_read_by(name: &str) -> Option<String> {
+    const READS: [(&str, &str); 5] = [
+        ("self_attn.q_proj.weight", "input_layernorm.weight"),
+        ("self_attn.k_proj.weight", "input_layernorm.weight"),
+        ("self_attn.v_proj.weight", "input_layernorm.weight"),
+        ("mlp.gate_proj.weight", "post_attention_layernorm.weight"),
+        ("mlp.up_proj.weight", "post_attention_layernorm.weight"),
+    ];
+    READS.iter().find_map(|(projection, norm)| {
+        let layer = name.strip_suffix(projection)?;
+        Some(format!("{layer}{norm}"))
+    })
+}
+
+/// The input columns the projection `name` of `source` keeps exact: the large gains of
+/// the norm it reads, as the model chooses them at load.
+fn exact_columns(source: &MmapedSafetensors, name: &str) -> Result<Vec<usize>> {
+    let Some(norm) = norm_read_by(name) else {
+        return Ok(Vec::new());
+    };
+    let unreadable =
+        |why: String| Error::Model(format!("cannot read {norm} to pack {name}: {why}"));
+    let view = source.get(&norm).map_err(|e| unreadable(e.to_string()))?;
+    let gains = values_to_f32(view.dtype(), view.data())
+        .ok_or_else(|| unreadable(format!("{:?} gains", view.dtype())))?;
+    Ok(large_gain_columns(&gains))
 }
 
 /// Removes other packed files of the model at `files`' place in `dir` than `keep` (packed

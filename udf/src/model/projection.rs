@@ -3,7 +3,7 @@
 
 use super::packed::PackedWeights;
 use super::precision::Precision;
-use crate::quant::{Activations, Kernel, Q8Rows, WeightColumns};
+use crate::quant::{Activations, ExactColumns, Kernel, Q8Rows, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 use rayon::prelude::*;
@@ -38,19 +38,25 @@ pub enum Projection {
         weights: Q8Rows,
         /// The weights again, column by column, where inputs have many outliers.
         columns: Option<WeightColumns>,
+        /// Input columns multiplied in f32 against exact weights (boxed: most
+        /// projections keep none, and the variant stays near `Dense`'s size).
+        exact: Box<ExactColumns>,
         bias: Option<Vec<f32>>,
         kernel: Kernel,
     },
 }
 
 impl Projection {
-    /// Loads `vb`'s `weight` (`[out, in]`) and, with `bias`, its `bias`.
+    /// Loads `vb`'s `weight` (`[out, in]`) and, with `bias`, its `bias`. In q8 the
+    /// input columns `exact` (ascending; see [`crate::quant::large_gain_columns`]) keep
+    /// their f32 weights too.
     pub fn load(
         in_dim: usize,
         out_dim: usize,
         bias: bool,
         vb: VarBuilder,
         linears: &Linears,
+        exact: &[usize],
     ) -> Result<Self> {
         if linears.precision == Precision::F32 {
             return Ok(Projection::Dense(linear_b(in_dim, out_dim, bias, vb)?));
@@ -67,19 +73,26 @@ impl Projection {
         let packed = linears
             .packed
             .as_ref()
-            .and_then(|packed| packed.q8(&weight, out_dim, in_dim));
-        let weights = match packed {
-            Some(mapped) => mapped.map_err(candle_core::Error::wrap)?,
+            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact));
+        let (weights, exact) = match packed {
+            Some(mapped) => {
+                let (weights, exact) = mapped.map_err(candle_core::Error::wrap)?;
+                (weights, Box::new(exact))
+            }
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
                 let values = dense.flatten_all()?.to_vec1::<f32>()?;
-                Q8Rows::quantize(&values, out_dim, in_dim, kernel)
-                    .into_layout(kernel.weight_layout())
+                (
+                    Q8Rows::quantize(&values, out_dim, in_dim, kernel)
+                        .into_layout(kernel.weight_layout()),
+                    Box::new(ExactColumns::of_rows(&values, out_dim, in_dim, exact)),
+                )
             }
         };
         Ok(Projection::Q8 {
             weights,
             columns: None,
+            exact,
             bias,
             kernel,
         })
@@ -93,11 +106,13 @@ impl Projection {
             Projection::Q8 {
                 weights,
                 columns: None,
+                exact,
                 bias,
                 kernel,
             } => Projection::Q8 {
                 columns: Some(WeightColumns::new(&weights)),
                 weights,
+                exact,
                 bias,
                 kernel,
             },
@@ -177,6 +192,7 @@ impl Projection {
             data: gated,
             rows: input.rows,
             width,
+            exact: Q8Input::exact_of(&[down])?,
             kernel: input.kernel,
         };
         gated.check_width(down)?;
@@ -197,13 +213,14 @@ impl Projection {
         let Projection::Q8 {
             weights,
             columns,
+            exact,
             bias,
             ..
         } = self
         else {
             candle_core::bail!("a dense projection has no 8-bit product");
         };
-        let mut out = activations.matmul(weights, columns.as_ref());
+        let mut out = activations.matmul(weights, columns.as_ref(), exact);
         if let Some(bias) = bias {
             for row in out.chunks_exact_mut(weights.rows().max(1)) {
                 for (y, b) in row.iter_mut().zip(bias) {
@@ -225,6 +242,8 @@ struct Q8Input {
     data: Vec<f32>,
     rows: usize,
     width: usize,
+    /// The columns the projections keep exact (the same for all of them).
+    exact: Vec<usize>,
     kernel: Kernel,
 }
 
@@ -251,6 +270,7 @@ impl Q8Input {
             rows: data.len() / width.max(1),
             data,
             width,
+            exact: Self::exact_of(projections)?,
             kernel,
         };
         for projection in projections {
@@ -269,8 +289,22 @@ impl Q8Input {
         Ok(())
     }
 
+    /// The exact columns of q8 `projections` that read one input: they must agree, as
+    /// the input is prepared once for all of them.
+    fn exact_of(projections: &[&Projection]) -> Result<Vec<usize>> {
+        let mut columns = projections.iter().filter_map(|p| match p {
+            Projection::Q8 { exact, .. } => Some(exact.columns()),
+            Projection::Dense(_) => None,
+        });
+        let first = columns.next().unwrap_or(&[]);
+        if columns.any(|other| other != first) {
+            candle_core::bail!("projections of one input keep different exact columns");
+        }
+        Ok(first.to_vec())
+    }
+
     fn activations(&self) -> Activations<'_> {
-        Activations::new(&self.data, self.rows, self.width, self.kernel)
+        Activations::new(&self.data, self.rows, self.width, &self.exact, self.kernel)
     }
 
     /// `out` (this input's rows × `n`, row-major) as a tensor shaped like `xs` with `n`

@@ -19,7 +19,7 @@ mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use outliers::{matmul_f32, Activations, WeightColumns};
+pub use outliers::{large_gain_columns, matmul_f32, Activations, ExactColumns, WeightColumns};
 pub(crate) use stored::Stored;
 
 use rayon::prelude::*;

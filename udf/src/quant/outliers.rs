@@ -1,6 +1,7 @@
 //! The f32 side of an 8-bit product: each token's outlier values (LLM.int8()'s
 //! decomposition) multiplied in f32 against the weights' dequantized values, the rest
-//! quantized and multiplied in 8 bits.
+//! quantized and multiplied in 8 bits. Columns that a norm's large gains make outliers of
+//! every token are multiplied against exact f32 weights ([`ExactColumns`]).
 
 use super::{for_each_task, matmul, Kernel, Q8Rows, SharedOut, BLOCK};
 use rayon::prelude::*;
@@ -13,6 +14,114 @@ const OUTLIER_RATIO: f32 = 8.0;
 
 /// At most this share of a row's values (1 in 16) is taken as outliers.
 const MAX_OUTLIER_SHARE: usize = 16;
+
+/// At most this share of a projection's input columns (1 in 64) is kept exact.
+const MAX_EXACT_SHARE: usize = 64;
+
+/// The input channels whose norm `gains` are [`OUTLIER_RATIO`] times the median gain (at
+/// most one in [`MAX_EXACT_SHARE`], the largest), in order: a projection reading the
+/// norm's output multiplies them in f32 against exact weights ([`ExactColumns`]).
+///
+/// Such a channel is an outlier of nearly every token, so its term dominates each output
+/// (a 30x gain makes it as large as the other 895 terms of a 0.5B model's product
+/// together), and the 8-bit rounding of its weights becomes the largest error of the
+/// product. Exact weights for those few columns took the outlier model's q8 fidelity from
+/// mean cosine 0.992 to 0.998 (BENCHMARKS.md). Chosen from the weights alone, so they are
+/// the same for every input and every process.
+pub fn large_gain_columns(gains: &[f32]) -> Vec<usize> {
+    let k = gains.len();
+    if k < 2 * BLOCK {
+        return Vec::new();
+    }
+    let mut magnitudes: Vec<f32> = gains.iter().map(|g| g.abs()).collect();
+    let (_, median, _) = magnitudes.select_nth_unstable_by(k / 2, f32::total_cmp);
+    let threshold = *median * OUTLIER_RATIO;
+    let mut columns: Vec<usize> = (0..k).filter(|&j| gains[j].abs() > threshold).collect();
+    if columns.len() > k / MAX_EXACT_SHARE {
+        columns.sort_by(|&a, &b| gains[b].abs().total_cmp(&gains[a].abs()));
+        columns.truncate(k / MAX_EXACT_SHARE);
+        columns.sort_unstable();
+    }
+    columns
+}
+
+/// Some input columns of a projection's weights in f32, column by column: the products of
+/// those columns are always taken in f32 against these values instead of the 8-bit ones
+/// (see [`large_gain_columns`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExactColumns {
+    /// Input columns, ascending.
+    columns: Vec<usize>,
+    /// Output channels.
+    n: usize,
+    /// `columns.len()` runs of `n` weights.
+    values: Vec<f32>,
+}
+
+impl ExactColumns {
+    /// `columns` (ascending, each below `k`) of `w`, `n` rows of `k` weights.
+    pub fn of_rows(w: &[f32], n: usize, k: usize, columns: &[usize]) -> Self {
+        assert_eq!(w.len(), n * k, "w is not n x k");
+        assert!(
+            columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k),
+            "columns ascend inside the row"
+        );
+        let values = columns
+            .iter()
+            .flat_map(|&j| (0..n).map(move |c| w[c * k + j]))
+            .collect();
+        ExactColumns {
+            columns: columns.to_vec(),
+            n,
+            values,
+        }
+    }
+
+    /// Exact columns from their parts (as [`ExactColumns::columns`] and
+    /// [`ExactColumns::values`] give them), or why the parts do not make them for `n`
+    /// output channels of `k` inputs.
+    pub fn from_parts(
+        columns: Vec<usize>,
+        n: usize,
+        k: usize,
+        values: Vec<f32>,
+    ) -> Result<Self, String> {
+        if !(columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k)) {
+            return Err(format!(
+                "exact columns {columns:?} are not ascending columns of {k}"
+            ));
+        }
+        if values.len() != columns.len() * n {
+            return Err(format!(
+                "{} exact weights do not make {} columns of {n}",
+                values.len(),
+                columns.len()
+            ));
+        }
+        Ok(ExactColumns { columns, n, values })
+    }
+
+    /// The input columns kept exact, ascending.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// Their weights, column after column.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        4 * self.values.len()
+    }
+
+    /// Input column `j`'s weights (one per output channel), if kept exact.
+    fn column(&self, j: usize) -> Option<&[f32]> {
+        let slot = self.columns.binary_search(&j).ok()?;
+        Some(&self.values[slot * self.n..(slot + 1) * self.n])
+    }
+}
 
 /// The quantized weights of a projection again, input column by input column (`k` rows
 /// of the `n` output channels' bytes, and each block's scales likewise): one outlier
@@ -62,21 +171,27 @@ impl WeightColumns {
 }
 
 /// f32 activations (m rows of k values) made ready for 8-bit products: each row's
-/// outliers (see [`OUTLIER_RATIO`]) found, the rest quantized in blocks. Prepared once,
-/// they serve every projection that reads the same input (q, k and v; gate and up).
+/// outliers (see [`OUTLIER_RATIO`]) found and joined by the columns the projections keep
+/// exact, the rest quantized in blocks. Prepared once, they serve every projection that
+/// reads the same input (q, k and v; gate and up).
 pub struct Activations<'a> {
     x: &'a [f32],
     k: usize,
+    exact: &'a [usize],
     outliers: Vec<Vec<usize>>,
     rest: Q8Rows,
     kernel: Kernel,
 }
 
 impl<'a> Activations<'a> {
-    /// `x`'s m rows of k values, for products with `kernel`.
-    pub fn new(x: &'a [f32], m: usize, k: usize, kernel: Kernel) -> Self {
+    /// `x`'s m rows of k values, for products with `kernel` by projections whose
+    /// [`ExactColumns`] are `exact` (ascending).
+    pub fn new(x: &'a [f32], m: usize, k: usize, exact: &'a [usize], kernel: Kernel) -> Self {
         assert_eq!(x.len(), m * k, "x is not m x k");
-        let outliers: Vec<Vec<usize>> = x.par_chunks_exact(k.max(1)).map(outliers_of_row).collect();
+        let outliers: Vec<Vec<usize>> = x
+            .par_chunks_exact(k.max(1))
+            .map(|row| with_exact(outliers_of_row(row), exact))
+            .collect();
         let rest = if outliers.iter().all(Vec::is_empty) {
             Q8Rows::quantize(x, m, k, kernel)
         } else {
@@ -91,32 +206,60 @@ impl<'a> Activations<'a> {
         Activations {
             x,
             k,
+            exact,
             outliers,
             rest,
             kernel,
         }
     }
 
-    /// `x · wᵀ`: the outliers multiplied in f32 against `w`'s dequantized values, the
-    /// rest in 8 bits. With `columns` (`w` column by column) the outlier products read
-    /// those instead of gathering from `w`'s rows; the result is the same to the bit.
-    /// Returns the m×n row-major product.
-    pub fn matmul(&self, w: &Q8Rows, columns: Option<&WeightColumns>) -> Vec<f32> {
+    /// `x · wᵀ`: the outliers multiplied in f32 against `exact`'s weights in its columns
+    /// and `w`'s dequantized values elsewhere, the rest in 8 bits. With `columns` (`w`
+    /// column by column) the outlier products read those instead of gathering from `w`'s
+    /// rows; the result is the same to the bit. Returns the m×n row-major product.
+    ///
+    /// # Panics
+    /// If `exact` keeps other columns than these activations were prepared for.
+    pub fn matmul(
+        &self,
+        w: &Q8Rows,
+        columns: Option<&WeightColumns>,
+        exact: &ExactColumns,
+    ) -> Vec<f32> {
+        assert_eq!(
+            exact.columns(),
+            self.exact,
+            "prepared for other exact columns"
+        );
         let mut out = matmul(&self.rest, w, self.kernel);
         if self.outliers.iter().all(Vec::is_empty) {
             return out;
         }
         let (x, k, outliers, kernel) = (self.x, self.k, &self.outliers, self.kernel);
         match columns {
-            Some(columns) => add_products_by_column(&mut out, x, k, outliers, columns, kernel),
-            None => add_products_by_task(&mut out, x, k, outliers, w, kernel),
+            Some(columns) => {
+                add_products_by_column(&mut out, x, k, outliers, columns, exact, kernel)
+            }
+            None => add_products_by_task(&mut out, x, k, outliers, w, exact, kernel),
         }
         out
     }
 }
 
+/// `outliers` (ascending) joined by `exact` (ascending), ascending.
+fn with_exact(outliers: Vec<usize>, exact: &[usize]) -> Vec<usize> {
+    if exact.is_empty() {
+        return outliers;
+    }
+    let mut joined = outliers;
+    joined.extend_from_slice(exact);
+    joined.sort_unstable();
+    joined.dedup();
+    joined
+}
+
 /// `x · wᵀ` for f32 activations `x` (m rows of k values): [`Activations::matmul`] for
-/// one projection.
+/// one projection without exact columns.
 pub fn matmul_f32(
     x: &[f32],
     m: usize,
@@ -125,11 +268,11 @@ pub fn matmul_f32(
     columns: Option<&WeightColumns>,
     kernel: Kernel,
 ) -> Vec<f32> {
-    Activations::new(x, m, k, kernel).matmul(w, columns)
+    Activations::new(x, m, k, &[], kernel).matmul(w, columns, &ExactColumns::default())
 }
 
-/// Adds to `out` (m×n) each row's outlier values times `w`'s dequantized weights in
-/// their columns. Each task dequantizes the weights of every column some row has for its
+/// Adds to `out` (m×n) each row's outlier values times their columns' weights: `exact`'s
+/// where it keeps the column, else `w`'s dequantized ones. Each task dequantizes the weights of every column some row has for its
 /// channels, laid out column by column so that one outlier meets all the task's channels
 /// in one vector step; each row then sums only its own outliers, in column order, every
 /// channel on its own lane, so a row gives the same result alone or in any batch.
@@ -139,6 +282,7 @@ fn add_products_by_task(
     k: usize,
     outliers: &[Vec<usize>],
     w: &Q8Rows,
+    exact: &ExactColumns,
     kernel: Kernel,
 ) {
     let mut columns: Vec<usize> = outliers.iter().flatten().copied().collect();
@@ -161,9 +305,15 @@ fn add_products_by_task(
     let shared = SharedOut(out.as_mut_ptr());
     for_each_task(n, OUTLIER_LANES, |first, channels| {
         let mut weights = vec![0f32; columns.len() * OUTLIER_LANES];
-        for lane in 0..channels {
-            for (slot, &j) in columns.iter().enumerate() {
-                weights[slot * OUTLIER_LANES + lane] = w.value(first + lane, j);
+        for (slot, &j) in columns.iter().enumerate() {
+            let lanes = &mut weights[slot * OUTLIER_LANES..][..channels];
+            match exact.column(j) {
+                Some(column) => lanes.copy_from_slice(&column[first..first + channels]),
+                None => {
+                    for (lane, weight) in lanes.iter_mut().enumerate() {
+                        *weight = w.value(first + lane, j);
+                    }
+                }
             }
         }
         for (r, terms) in &rows {
@@ -186,13 +336,27 @@ fn add_products_by_column(
     k: usize,
     outliers: &[Vec<usize>],
     columns: &WeightColumns,
+    exact: &ExactColumns,
     kernel: Kernel,
 ) {
     #[inline(always)]
-    fn add_row(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
+    fn add_row(
+        out: &mut [f32],
+        x: &[f32],
+        row: &[usize],
+        columns: &WeightColumns,
+        exact: &ExactColumns,
+    ) {
         let mut sums = vec![0f32; out.len()];
         for &j in row {
-            columns.add_column(j, x[j], &mut sums);
+            match exact.column(j) {
+                Some(weights) => {
+                    for (sum, &weight) in sums.iter_mut().zip(weights) {
+                        *sum += x[j] * weight;
+                    }
+                }
+                None => columns.add_column(j, x[j], &mut sums),
+            }
         }
         for (y, sum) in out.iter_mut().zip(sums) {
             *y += sum;
@@ -201,13 +365,25 @@ fn add_products_by_column(
     // Wider vectors change the speed, not the bits: Rust never fuses the multiply and add.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn add_row_avx2(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
-        add_row(out, x, row, columns)
+    unsafe fn add_row_avx2(
+        out: &mut [f32],
+        x: &[f32],
+        row: &[usize],
+        columns: &WeightColumns,
+        exact: &ExactColumns,
+    ) {
+        add_row(out, x, row, columns, exact)
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn add_row_avx512(out: &mut [f32], x: &[f32], row: &[usize], columns: &WeightColumns) {
-        add_row(out, x, row, columns)
+    unsafe fn add_row_avx512(
+        out: &mut [f32],
+        x: &[f32],
+        row: &[usize],
+        columns: &WeightColumns,
+        exact: &ExactColumns,
+    ) {
+        add_row(out, x, row, columns, exact)
     }
     let n = columns.n;
     out.par_chunks_exact_mut(n.max(1))
@@ -217,11 +393,11 @@ fn add_products_by_column(
         .for_each(|((out, x), row)| match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-            Kernel::Avx2 => unsafe { add_row_avx2(out, x, row, columns) },
+            Kernel::Avx2 => unsafe { add_row_avx2(out, x, row, columns, exact) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
-            Kernel::Avx512Vnni => unsafe { add_row_avx512(out, x, row, columns) },
-            _ => add_row(out, x, row, columns),
+            Kernel::Avx512Vnni => unsafe { add_row_avx512(out, x, row, columns, exact) },
+            _ => add_row(out, x, row, columns, exact),
         });
 }
 

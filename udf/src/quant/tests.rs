@@ -1,5 +1,8 @@
 use super::outliers::outliers_of_row;
-use super::{matmul, matmul_f32, Kernel, Layout, Q8Rows, WeightColumns, BLOCK};
+use super::{
+    large_gain_columns, matmul, matmul_f32, Activations, ExactColumns, Kernel, Layout, Q8Rows,
+    WeightColumns, BLOCK,
+};
 
 /// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -294,4 +297,149 @@ fn the_vnni_kernel_gives_the_same_product_from_panels_as_from_rows() {
             matmul_f32(&x, m, k, &panels, None, kernel)
         );
     }
+}
+
+#[test]
+fn the_columns_kept_exact_are_the_few_largest_gains() {
+    let mut gains: Vec<f32> = (0..896)
+        .map(|j| 1.0 + 0.05 * ((j % 7) as f32 - 3.0))
+        .collect();
+    assert!(large_gain_columns(&gains).is_empty());
+    for &j in &[500, 3, 77] {
+        gains[j] *= 30.0;
+    }
+    gains[200] = -40.0; // a gain's sign does not matter
+    assert_eq!(large_gain_columns(&gains), vec![3, 77, 200, 500]);
+    // At most 1 in 64 (14 of 896): the largest, in column order.
+    for j in 0..40 {
+        gains[600 + j] = 10.0 + 0.1 * j as f32;
+    }
+    let kept = large_gain_columns(&gains);
+    assert_eq!(kept.len(), 14);
+    assert_eq!(
+        kept,
+        vec![3, 77, 200, 500, 630, 631, 632, 633, 634, 635, 636, 637, 638, 639]
+    );
+    // One block: nothing to keep apart.
+    assert!(large_gain_columns(&[1.0, 100.0]).is_empty());
+}
+
+/// Activations with large-gain columns: every row's values there 30 times the rest.
+fn rows_with_large_columns(m: usize, k: usize, columns: &[usize], seed: u64) -> Vec<f32> {
+    let mut x = values(m * k, seed, 1.0);
+    for r in 0..m {
+        for &j in columns {
+            x[r * k + j] *= 30.0;
+        }
+    }
+    x
+}
+
+#[test]
+fn exact_columns_take_the_weights_rounding_out_of_the_largest_terms() {
+    let (m, n, k) = (8, 48, 896);
+    let columns = [3, 77, 500];
+    let x = rows_with_large_columns(m, k, &columns, 71);
+    let wf = values(n * k, 72, 0.05);
+    let want = exact_product(&x, &wf, m, n, k);
+    let error = |got: &[f32]| -> f64 {
+        let diff: f64 = got
+            .iter()
+            .zip(&want)
+            .map(|(g, e)| (f64::from(*g) - e).powi(2))
+            .sum();
+        (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
+    };
+    let kernel = Kernel::detect();
+    let w = Q8Rows::quantize(&wf, n, k, kernel);
+    let exact = ExactColumns::of_rows(&wf, n, k, &columns);
+    assert_eq!(exact.columns(), columns);
+    assert_eq!(exact.bytes(), 4 * 3 * n);
+    let with = error(&Activations::new(&x, m, k, &columns, kernel).matmul(&w, None, &exact));
+    let without = error(&matmul_f32(&x, m, k, &w, None, kernel));
+    // Measured 0.0029 against 0.0043: the three columns' weights were a third of the error.
+    assert!(
+        with * 1.3 < without,
+        "{with} with exact columns vs {without}"
+    );
+    // The f32 part is the kept columns' values times their f32 weights and the row's
+    // other outliers times their 8-bit weights.
+    let mut rest = x.clone();
+    for r in 0..m {
+        for j in 0..k {
+            let outlier = outliers_of_row(&x[r * k..(r + 1) * k]).contains(&j);
+            if outlier || columns.contains(&j) {
+                rest[r * k + j] = 0.0;
+            }
+        }
+    }
+    for kernel in Kernel::available() {
+        let w = Q8Rows::quantize(&wf, n, k, kernel).into_layout(kernel.weight_layout());
+        let inliers = matmul(&Q8Rows::quantize(&rest, m, k, kernel), &w, kernel);
+        let got = Activations::new(&x, m, k, &columns, kernel).matmul(&w, None, &exact);
+        for r in 0..m {
+            let outliers = outliers_of_row(&x[r * k..(r + 1) * k]);
+            for c in 0..n {
+                let expected: f32 = (0..k)
+                    .filter(|j| columns.contains(j) || outliers.contains(j))
+                    .map(|j| match columns.contains(&j) {
+                        true => x[r * k + j] * wf[c * k + j],
+                        false => x[r * k + j] * w.value(c, j),
+                    })
+                    .sum();
+                let part = got[r * n + c] - inliers[r * n + c];
+                assert!(
+                    (part - expected).abs() <= 1e-3 * (1.0 + expected.abs()),
+                    "{kernel:?} row {r} channel {c}: {part} vs {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn exact_columns_give_the_same_bits_by_column_or_by_task_alone_or_in_a_batch() {
+    let (m, n, k) = (6, 70, 320);
+    let columns = [10, 64, 300];
+    let mut x = rows_with_large_columns(m, k, &columns, 81);
+    x[2 * k + 150] = 90.0; // and an outlier of one row's own
+    x[4 * k + 64] = 0.01; // a kept column whose value is small in one row
+    let wf = values(n * k, 82, 0.1);
+    let exact = ExactColumns::of_rows(&wf, n, k, &columns);
+    for kernel in Kernel::available() {
+        let w = Q8Rows::quantize(&wf, n, k, kernel).into_layout(kernel.weight_layout());
+        let by_column = WeightColumns::new(&w);
+        let product = |x: &[f32], rows: usize, by_column: Option<&WeightColumns>| {
+            Activations::new(x, rows, k, &columns, kernel).matmul(&w, by_column, &exact)
+        };
+        let batch = product(&x, m, None);
+        assert_eq!(
+            product(&x, m, Some(&by_column)),
+            batch,
+            "{kernel:?} by column"
+        );
+        for r in 0..m {
+            let alone = product(&x[r * k..(r + 1) * k], 1, Some(&by_column));
+            assert_eq!(alone, batch[r * n..(r + 1) * n], "{kernel:?} row {r}");
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "prepared for other exact columns")]
+fn activations_refuse_weights_that_keep_other_columns() {
+    let (n, k) = (4, 64);
+    let wf = values(n * k, 91, 0.1);
+    let w = Q8Rows::quantize(&wf, n, k, Kernel::Scalar);
+    let x = values(k, 92, 1.0);
+    let exact = ExactColumns::of_rows(&wf, n, k, &[5]);
+    Activations::new(&x, 1, k, &[6], Kernel::Scalar).matmul(&w, None, &exact);
+}
+
+#[test]
+fn exact_columns_from_parts_are_checked() {
+    assert!(ExactColumns::from_parts(vec![1, 3], 2, 8, vec![0.0; 4]).is_ok());
+    assert!(ExactColumns::from_parts(vec![3, 1], 2, 8, vec![0.0; 4]).is_err());
+    assert!(ExactColumns::from_parts(vec![1, 8], 2, 8, vec![0.0; 4]).is_err());
+    assert!(ExactColumns::from_parts(vec![1, 3], 2, 8, vec![0.0; 3]).is_err());
 }
