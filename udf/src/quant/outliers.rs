@@ -29,20 +29,7 @@ const MAX_EXACT_SHARE: usize = 64;
 /// mean cosine 0.992 to 0.998 (BENCHMARKS.md). Chosen from the weights alone, so they are
 /// the same for every input and every process.
 pub fn large_gain_columns(gains: &[f32]) -> Vec<usize> {
-    let k = gains.len();
-    if k < 2 * BLOCK {
-        return Vec::new();
-    }
-    let mut magnitudes: Vec<f32> = gains.iter().map(|g| g.abs()).collect();
-    let (_, median, _) = magnitudes.select_nth_unstable_by(k / 2, f32::total_cmp);
-    let threshold = *median * OUTLIER_RATIO;
-    let mut columns: Vec<usize> = (0..k).filter(|&j| gains[j].abs() > threshold).collect();
-    if columns.len() > k / MAX_EXACT_SHARE {
-        columns.sort_by(|&a, &b| gains[b].abs().total_cmp(&gains[a].abs()));
-        columns.truncate(k / MAX_EXACT_SHARE);
-        columns.sort_unstable();
-    }
-    columns
+    largest_above_median(gains, MAX_EXACT_SHARE)
 }
 
 /// Some input columns of a projection's weights in f32, column by column: the products of
@@ -62,10 +49,7 @@ impl ExactColumns {
     /// `columns` (ascending, each below `k`) of `w`, `n` rows of `k` weights.
     pub fn of_rows(w: &[f32], n: usize, k: usize, columns: &[usize]) -> Self {
         assert_eq!(w.len(), n * k, "w is not n x k");
-        assert!(
-            columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k),
-            "columns ascend inside the row"
-        );
+        assert!(ascend_below(columns, k), "columns ascend inside the row");
         let values = columns
             .iter()
             .flat_map(|&j| (0..n).map(move |c| w[c * k + j]))
@@ -86,7 +70,7 @@ impl ExactColumns {
         k: usize,
         values: Vec<f32>,
     ) -> Result<Self, String> {
-        if !(columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k)) {
+        if !ascend_below(&columns, k) {
             return Err(format!(
                 "exact columns {columns:?} are not ascending columns of {k}"
             ));
@@ -121,6 +105,11 @@ impl ExactColumns {
         let slot = self.columns.binary_search(&j).ok()?;
         Some(&self.values[slot * self.n..(slot + 1) * self.n])
     }
+}
+
+/// Whether `columns` ascend strictly and all lie below `k`.
+fn ascend_below(columns: &[usize], k: usize) -> bool {
+    columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k)
 }
 
 /// The quantized weights of a projection again, input column by input column (`k` rows
@@ -435,20 +424,26 @@ fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32
 /// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
 /// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest), in column order.
 pub(super) fn outliers_of_row(row: &[f32]) -> Vec<usize> {
-    let k = row.len();
+    largest_above_median(row, MAX_OUTLIER_SHARE)
+}
+
+/// The positions in `values` whose magnitude is [`OUTLIER_RATIO`] times the median
+/// magnitude, at most one in `share` (the largest), in order; none in a single block.
+fn largest_above_median(values: &[f32], share: usize) -> Vec<usize> {
+    let k = values.len();
     if k < 2 * BLOCK {
         return Vec::new(); // one block: no other block to spare
     }
     // A magnitude's bits order as its value does (sign bit clear), and integers compare
     // faster than `f32::total_cmp`.
-    let mut magnitudes: Vec<u32> = row.iter().map(|v| v.abs().to_bits()).collect();
+    let mut magnitudes: Vec<u32> = values.iter().map(|v| v.abs().to_bits()).collect();
     let (_, median, _) = magnitudes.select_nth_unstable(k / 2);
     let threshold = f32::from_bits(*median) * OUTLIER_RATIO;
-    let mut outliers: Vec<usize> = (0..k).filter(|&j| row[j].abs() > threshold).collect();
-    if outliers.len() > k / MAX_OUTLIER_SHARE {
-        outliers.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
-        outliers.truncate(k / MAX_OUTLIER_SHARE);
-        outliers.sort_unstable();
+    let mut found: Vec<usize> = (0..k).filter(|&j| values[j].abs() > threshold).collect();
+    if found.len() > k / share {
+        found.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs()));
+        found.truncate(k / share);
+        found.sort_unstable();
     }
-    outliers
+    found
 }
