@@ -6,8 +6,9 @@
 //! jemalloc hands those back as fresh pages each time: 9.1 million page faults instead of
 //! glibc's 1.6 million over 32 chunks, and 30% fewer tokens per second (BENCHMARKS.md, "One
 //! quantization per input, and large buffers from the system allocator"). glibc keeps
-//! freed large chunks in its heap and reuses them. So each allocation is served by size:
-//! the same size on allocation, reallocation and release always picks the same allocator.
+//! freed large chunks in its heap and reuses them (more so once a model on the CPU has
+//! fixed glibc's thresholds: `model::heap`). So each allocation is served by size: the
+//! same size on allocation, reallocation and release always picks the same allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use tikv_jemallocator::Jemalloc;

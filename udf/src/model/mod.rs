@@ -10,6 +10,7 @@ mod encoder;
 mod files;
 #[cfg(all(test, feature = "cuda"))]
 mod gpu_tests;
+mod heap;
 mod packed;
 mod precision;
 mod projection;

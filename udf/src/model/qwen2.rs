@@ -16,6 +16,7 @@
 use super::attention::{attention, Visible};
 use super::config::Qwen2Config;
 use super::embedding::TokenEmbedding;
+use super::heap;
 use super::precision::Precision;
 use super::projection::{Linears, Projection};
 use candle_core::safetensors::MmapedSafetensors;
@@ -386,6 +387,9 @@ impl Qwen2Model {
         linears: &Linears,
         mapped: Option<Arc<MmapedSafetensors>>,
     ) -> Result<Self> {
+        if vb.device().is_cpu() {
+            heap::keep_large_buffers();
+        }
         let vb = if vb.contains_tensor("model.embed_tokens.weight") {
             vb.pp("model")
         } else {
