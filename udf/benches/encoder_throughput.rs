@@ -172,14 +172,14 @@ fn linear_flops_per_token(cfg: &Qwen2Config) -> f64 {
     2.0 * per_layer * cfg.num_hidden_layers as f64
 }
 
-/// Mean and least cosine of q8 against f32 pooled vectors of `rows`, on `weights`.
+/// Cosines of q8 against f32 pooled vectors of `rows`, on `weights`, one per row.
 fn fidelity(
     cfg: &Qwen2Config,
     weights: RandomWeights,
     rows: &[Vec<u32>],
     budget: usize,
     quantized: Option<&Qwen2Model>,
-) -> Result<(f64, f64)> {
+) -> Result<Vec<f64>> {
     let built;
     let q8 = match quantized {
         Some(model) => model,
@@ -192,9 +192,21 @@ fn fidelity(
     let (_, got) = documents(q8, rows, budget, Some(&q8.prefix_cache(prompt)?))?;
     let exact = model(cfg, weights, Precision::F32, &Placement::cpu())?;
     let (_, want) = documents(&exact, rows, budget, Some(&exact.prefix_cache(prompt)?))?;
-    let cosines: Vec<f64> = want.iter().zip(&got).map(|(a, b)| cosine(a, b)).collect();
+    Ok(want.iter().zip(&got).map(|(a, b)| cosine(a, b)).collect())
+}
+
+/// Mean, median and least of `cosines`, how many lie under 0.99, and each (5 digits).
+fn fidelity_summary(cosines: &[f64]) -> serde_json::Value {
+    if cosines.is_empty() {
+        return serde_json::Value::Null;
+    }
     let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
-    Ok((mean, cosines.iter().copied().fold(f64::MAX, f64::min)))
+    let least = cosines.iter().copied().fold(f64::MAX, f64::min);
+    let each: Vec<f64> = cosines.iter().map(|c| (c * 1e5).round() / 1e5).collect();
+    serde_json::json!({
+        "mean": mean, "median": median(cosines.to_vec()), "least": least,
+        "under_0_99": cosines.iter().filter(|&&c| c < 0.99).count(), "each": each,
+    })
 }
 
 fn main() -> Result<()> {
@@ -263,14 +275,14 @@ fn main() -> Result<()> {
     // q8 against f32 on the same weights, and on weights with 30x outlier gains.
     let fidelity_report = if precision == Precision::Q8 {
         let sample = &rows[..rows.len().min(fidelity_chunks)];
-        let (mean, min) = fidelity(&cfg, weights, sample, budget, Some(&model))?;
+        let plain = fidelity(&cfg, weights, sample, budget, Some(&model))?;
         drop(model);
         let outliers = RandomWeights::new(0.05, 1).with_outliers(&[3, 77, 500], 30.0);
-        let (outlier_mean, outlier_min) = fidelity(&cfg, outliers, sample, budget, None)?;
+        let outlier = fidelity(&cfg, outliers, sample, budget, None)?;
         serde_json::json!({
             "chunks": sample.len(),
-            "mean_cosine_vs_f32": mean, "min_cosine_vs_f32": min,
-            "outlier_model_mean_cosine": outlier_mean, "outlier_model_min_cosine": outlier_min,
+            "plain_model": fidelity_summary(&plain),
+            "outlier_model": fidelity_summary(&outlier),
             "kernel": format!("{:?}", Precision::kernel()),
         })
     } else {

@@ -11,6 +11,7 @@
 //! GPU, other dtypes) it runs candle's products under an additive mask, in blocks of
 //! queries.
 
+use super::exp::exp;
 use crate::quant::Kernel;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -504,10 +505,10 @@ impl Tile {
 /// Value columns [`Tile::weighted`] sums in registers at once (a 64-wide head: all).
 const SPAN: usize = 64;
 
-/// Replaces each score by `exp(score - max)` and returns their sum. The exponential is
-/// the C library's: a vectorised polynomial within 2 ulp measured the same in f32 but
-/// moved the q8 encoder's least cosine on the outlier model from 0.981 to 0.967 (one ulp
-/// anywhere moves it too, to 0.977: BENCHMARKS, "Attention on the CPU").
+/// Replaces each score by `exp(score - max)` and returns their sum, with [`exp`] (vector
+/// code; the C library's `expf` is a call per score). It changes the q8 vectors at the
+/// level one ulp anywhere does (BENCHMARKS.md, "SiLU and softmax with a vectorised
+/// exponential").
 #[inline(always)]
 fn softmax_numerators(scores: &mut [f32]) -> f32 {
     let mut most = [f32::NEG_INFINITY; LANES];
@@ -526,13 +527,13 @@ fn softmax_numerators(scores: &mut [f32]) -> f32 {
     let mut chunks = scores.chunks_exact_mut(LANES);
     for chunk in &mut chunks {
         for (x, sum) in chunk.iter_mut().zip(&mut sums) {
-            *x = (*x - most).exp();
+            *x = exp(*x - most);
             *sum += *x;
         }
     }
     let mut sum = 0.0;
     for x in chunks.into_remainder() {
-        *x = (*x - most).exp();
+        *x = exp(*x - most);
         sum += *x;
     }
     sums.iter().fold(sum, |total, &s| total + s)

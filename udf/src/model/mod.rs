@@ -7,6 +7,7 @@ mod config;
 mod device;
 mod embedding;
 mod encoder;
+mod exp;
 mod files;
 #[cfg(all(test, feature = "cuda"))]
 mod gpu_tests;
@@ -16,6 +17,7 @@ mod precision;
 mod projection;
 mod qwen2;
 mod random;
+mod silu;
 mod tokenizer;
 
 pub use batching::token_budget_batches;

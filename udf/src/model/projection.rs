@@ -3,6 +3,7 @@
 
 use super::packed::PackedWeights;
 use super::precision::Precision;
+use super::silu::silu_times;
 use crate::quant::{Activations, ExactColumns, Kernel, Q8Rows, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
@@ -159,7 +160,7 @@ impl Projection {
 
     /// `down(silu(gate(xs)) * up(xs))`, the gated MLP. When all three are q8 the
     /// intermediate values stay in this process's f32 buffers, the gate computed in
-    /// place and in parallel, as candle's `silu` and product compute it.
+    /// place and in parallel ([`silu_times`]).
     pub fn gated(
         gate: &Projection,
         up: &Projection,
@@ -182,11 +183,7 @@ impl Projection {
         gated
             .par_chunks_mut(width.max(1))
             .zip(ups.par_chunks(width.max(1)))
-            .for_each(|(gated, ups)| {
-                for (g, &u) in gated.iter_mut().zip(ups) {
-                    *g = (*g / (1.0 + (-*g).exp())) * u;
-                }
-            });
+            .for_each(|(gated, ups)| silu_times(gated, ups, input.kernel));
         drop(ups);
         let gated = Q8Input {
             data: gated,
