@@ -436,6 +436,11 @@ fn largest_above_median(values: &[f32], share: usize) -> Vec<usize> {
     }
     // A magnitude's bits order as its value does (sign bit clear), and integers compare
     // faster than `f32::total_cmp`.
+    let largest = f32::from_bits(values.iter().map(|v| v.abs().to_bits()).max().unwrap_or(0));
+    let bound = largest / OUTLIER_RATIO;
+    if bound * OUTLIER_RATIO == largest && median_reaches(values, bound) {
+        return Vec::new(); // the median times the ratio reaches the largest value
+    }
     let mut magnitudes: Vec<u32> = values.iter().map(|v| v.abs().to_bits()).collect();
     let (_, median, _) = magnitudes.select_nth_unstable(k / 2);
     let threshold = f32::from_bits(*median) * OUTLIER_RATIO;
@@ -446,4 +451,18 @@ fn largest_above_median(values: &[f32], share: usize) -> Vec<usize> {
         found.sort_unstable();
     }
     found
+}
+
+/// Whether the median magnitude of `values` (the one `largest_above_median` selects)
+/// is at least `bound`, a finite value: then no value exceeds the outlier threshold,
+/// found with one pass instead of a selection. Rows of a norm's or attention's output
+/// usually pass; the gated product's heavy tail does not.
+fn median_reaches(values: &[f32], bound: f32) -> bool {
+    if !bound.is_finite() {
+        return false;
+    }
+    // The median sits at position k / 2 in ascending order: it is at least `bound` when
+    // at most k / 2 magnitudes lie below it.
+    let below = values.iter().filter(|v| v.abs() < bound).count();
+    below <= values.len() / 2
 }

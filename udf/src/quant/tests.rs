@@ -443,3 +443,47 @@ fn exact_columns_from_parts_are_checked() {
     assert!(ExactColumns::from_parts(vec![1, 8], 2, 8, vec![0.0; 4]).is_err());
     assert!(ExactColumns::from_parts(vec![1, 3], 2, 8, vec![0.0; 3]).is_err());
 }
+
+/// The outliers as the median's definition gives them: values above the ratio times the
+/// magnitude at position k / 2 of the sorted magnitudes, at most k / 16, the largest.
+fn outliers_by_sorting(row: &[f32]) -> Vec<usize> {
+    let mut sorted: Vec<f32> = row.iter().map(|v| v.abs()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let threshold = sorted[row.len() / 2] * 8.0;
+    let mut found: Vec<usize> = (0..row.len())
+        .filter(|&j| row[j].abs() > threshold)
+        .collect();
+    found.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()));
+    found.truncate(row.len() / 16);
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn the_outliers_found_without_a_selection_are_those_the_median_defines() {
+    // Rows whose median reaches an eighth of their largest value (no selection needed),
+    // rows with a heavy tail, one spike, zeros, and values too small for the eighth to
+    // be exact.
+    let k = 896;
+    let smooth = values(k, 11, 1.0);
+    let heavy: Vec<f32> = values(k, 12, 1.0)
+        .iter()
+        .map(|v| v * v * v * v * v)
+        .collect();
+    let mut spike = smooth.clone();
+    spike[300] = 40.0;
+    let tiny: Vec<f32> = smooth.iter().map(|v| v * 1e-38).collect();
+    let mut tiny_spike = tiny.clone();
+    tiny_spike[7] = 2e-38;
+    for row in [smooth, heavy, spike, vec![0.0; k], tiny, tiny_spike] {
+        assert_eq!(outliers_of_row(&row), outliers_by_sorting(&row));
+    }
+    let heavy: Vec<f32> = values(k, 12, 1.0)
+        .iter()
+        .map(|v| v * v * v * v * v)
+        .collect();
+    assert!(
+        !outliers_of_row(&heavy).is_empty(),
+        "the heavy row has outliers"
+    );
+}
