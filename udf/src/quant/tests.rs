@@ -462,8 +462,7 @@ fn outliers_by_sorting(row: &[f32]) -> Vec<usize> {
 #[test]
 fn the_outliers_found_without_a_selection_are_those_the_median_defines() {
     // Rows whose median reaches an eighth of their largest value (no selection needed),
-    // rows with a heavy tail, one spike, zeros, and values too small for the eighth to
-    // be exact.
+    // rows with a heavy tail, one spike, zeros and tiny values.
     let k = 896;
     let smooth = values(k, 11, 1.0);
     let heavy: Vec<f32> = values(k, 12, 1.0)
@@ -472,18 +471,27 @@ fn the_outliers_found_without_a_selection_are_those_the_median_defines() {
         .collect();
     let mut spike = smooth.clone();
     spike[300] = 40.0;
+    // Subnormals where an eighth of the largest rounds down: 251 units / 8 -> 31, and
+    // 8 x 31 = 248 < 251, so the largest is an outlier of a row of 31s.
+    let mut inexact_eighth = vec![f32::from_bits(31); k];
+    inexact_eighth[7] = f32::from_bits(251);
     let tiny: Vec<f32> = smooth.iter().map(|v| v * 1e-38).collect();
     let mut tiny_spike = tiny.clone();
     tiny_spike[7] = 2e-38;
-    for row in [smooth, heavy, spike, vec![0.0; k], tiny, tiny_spike] {
-        assert_eq!(outliers_of_row(&row), outliers_by_sorting(&row));
+    for row in [
+        &smooth,
+        &heavy,
+        &spike,
+        &vec![0.0; k],
+        &inexact_eighth,
+        &tiny,
+        &tiny_spike,
+    ] {
+        assert_eq!(outliers_of_row(row), outliers_by_sorting(row));
     }
-    let heavy: Vec<f32> = values(k, 12, 1.0)
-        .iter()
-        .map(|v| v * v * v * v * v)
-        .collect();
     assert!(
         !outliers_of_row(&heavy).is_empty(),
         "the heavy row has outliers"
     );
+    assert_eq!(outliers_of_row(&inexact_eighth), vec![7]);
 }
