@@ -51,7 +51,8 @@ fn main() {
         let macs = (m * k * n) as f64;
         let rate = |s: f64| macs / s / 1e9;
         for &kernel in &kernels {
-            let wq = Q8Rows::quantize(&w, n, k, kernel);
+            // In the order the encoder keeps them for this kernel.
+            let wq = Q8Rows::quantize(&w, n, k, kernel).into_layout(kernel.weight_layout());
             let xq = Q8Rows::quantize(&x, m, k, kernel);
             let q8_product = time(runs, || {
                 std::hint::black_box(matmul(&xq, &wq, kernel));
