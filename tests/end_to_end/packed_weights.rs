@@ -156,6 +156,9 @@ fn the_exact_columns_of_large_norm_gains_are_packed_and_mapped_with_the_same_vec
     }
     assert!(!header.contains("o_proj.weight.exact"));
     assert!(!header.contains("down_proj.weight.exact"));
+    // Only the down projections' weights are rotated (their inputs, 128 wide, are).
+    assert_eq!(header.matches(".rotation").count(), 2, "{header}");
+    assert!(header.contains("layers.0.mlp.down_proj.weight.rotation"));
     // Mapped again at the next load.
     assert_eq!(vectors(&q8(&model, Some(&cache))), expected);
 }

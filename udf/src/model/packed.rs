@@ -9,12 +9,16 @@
 //! blocks]`; rows padded to whole panels in the panel order) for every `*_proj.weight`
 //! of the model, and, where a projection keeps input columns exact (see
 //! [`crate::quant::large_gain_columns`]), `{weight}.exact_columns` (U32, `[c]`) and
-//! `{weight}.exact` (F32, `[c, rows]`, column by column), with the format and the weights'
-//! fingerprint in its metadata. Norms, biases and the token embedding stay in the model's
+//! `{weight}.exact` (F32, `[c, rows]`, column by column); where the weights were rotated
+//! before quantizing (an MLP's down projection, see [`Rotation`]), `{weight}.rotation`
+//! (U32, `[1]`: the rotation's block); with the format and the weights' fingerprint in its
+//! metadata. Norms, biases and the token embedding stay in the model's
 //! own files.
 
 use super::files::ModelFiles;
-use crate::quant::{large_gain_columns, ExactColumns, Kernel, Layout, Q8Rows, Stored, BLOCK};
+use crate::quant::{
+    large_gain_columns, ExactColumns, Kernel, Layout, Q8Rows, Rotation, Stored, BLOCK,
+};
 use crate::{Error, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use memmap2::Mmap;
@@ -29,8 +33,8 @@ use std::sync::Arc;
 /// Lancet's, or one packed for another kernel) is packed again.
 fn format(layout: Layout) -> &'static str {
     match layout {
-        Layout::Rows => "lancet-q8-blocks32-exact-v2",
-        Layout::Panels => "lancet-q8-blocks32-panels32-exact-v2",
+        Layout::Rows => "lancet-q8-blocks32-exact-rotated-v3",
+        Layout::Panels => "lancet-q8-blocks32-panels32-exact-rotated-v3",
     }
 }
 
@@ -110,13 +114,14 @@ impl PackedWeights {
 
     /// The projection `weight` (e.g. `model.layers.0.mlp.up_proj.weight`) as `rows`
     /// output channels of `cols` inputs, mapped from the file, with its input columns
-    /// `exact` in f32; `None` when the file does not hold it.
+    /// `exact` in f32 and rotated by `rotation`; `None` when the file does not hold it.
     pub(crate) fn q8(
         &self,
         weight: &str,
         rows: usize,
         cols: usize,
         exact: &[usize],
+        rotation: Option<Rotation>,
     ) -> Option<Result<(Q8Rows, ExactColumns)>> {
         let quants = self.tensors.get(&format!("{weight}.q8"))?;
         let scales = self.tensors.get(&format!("{weight}.scales"))?;
@@ -139,6 +144,13 @@ impl PackedWeights {
             let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
             let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
             let q8 = Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)?;
+            let stored = self.rotation(weight).map_err(wrong)?;
+            if stored != rotation.map(|r| r.block()) {
+                return Err(wrong(format!(
+                    "rotated in blocks of {stored:?}, the model rotates in {:?}",
+                    rotation.map(|r| r.block())
+                )));
+            }
             Ok((q8, self.exact(weight, rows, cols).map_err(wrong)?))
         })();
         Some(
@@ -151,6 +163,19 @@ impl PackedWeights {
                 ))),
             }),
         )
+    }
+
+    /// The block of the rotation `weight` was packed with (`None`: not rotated).
+    fn rotation(&self, weight: &str) -> std::result::Result<Option<usize>, String> {
+        let Some(info) = self.tensors.get(&format!("{weight}.rotation")) else {
+            return Ok(None);
+        };
+        match (info.dtype, self.map.get(self.bytes(info))) {
+            (Dtype::U32, Some(&[a, b, c, d])) => {
+                Ok(Some(u32::from_le_bytes([a, b, c, d]) as usize))
+            }
+            (dtype, _) => Err(format!("rotation {dtype:?} {:?}", info.shape)),
+        }
     }
 
     /// The exact columns stored for `weight` (none when the file holds none).
@@ -221,6 +246,15 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
                 view.dtype()
             ))
         })?;
+        let mut values = values;
+        if let Some(rotation) = rotation_of(&name, cols) {
+            rotation.rotate_rows(&mut values, cols, kernel);
+            let block = [rotation.block() as u32];
+            tensors.push((
+                format!("{name}.rotation"),
+                Packed::new(Dtype::U32, vec![1], bytemuck::cast_slice(&block)),
+            ));
+        }
         let exact = ExactColumns::of_rows(&values, rows, cols, &exact_columns(&source, &name)?);
         if !exact.columns().is_empty() {
             let columns: Vec<u32> = exact.columns().iter().map(|&j| j as u32).collect();
@@ -278,6 +312,16 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
     // safetensors writes a temporary file beside `path` and renames it.
     safetensors::serialize_to_file(tensors, Some(info), path)
         .map_err(|e| Error::Model(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The rotation of the projection weight `name` of `cols` inputs: an MLP's down projection
+/// rotates them where their width allows (as the decoder layer, `super::qwen2`, loads it
+/// with [`super::projection::Projection::load_heavy_tailed`]; a pack that disagreed
+/// would fail to load).
+fn rotation_of(name: &str, cols: usize) -> Option<Rotation> {
+    name.ends_with("mlp.down_proj.weight")
+        .then(|| Rotation::for_width(cols))
+        .flatten()
 }
 
 /// The norm (its weight's name) whose output the projection weight `name` reads, for the

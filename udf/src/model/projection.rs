@@ -4,7 +4,7 @@
 use super::packed::PackedWeights;
 use super::precision::Precision;
 use super::silu::silu_times;
-use crate::quant::{Activations, ExactColumns, Kernel, Q8Rows, WeightColumns};
+use crate::quant::{Activations, ExactColumns, Kernel, Q8Rows, Rotation, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 use rayon::prelude::*;
@@ -42,6 +42,8 @@ pub enum Projection {
         /// Input columns multiplied in f32 against exact weights (boxed: most
         /// projections keep none, and the variant stays near `Dense`'s size).
         exact: Box<ExactColumns>,
+        /// Inputs rotated before they are quantized (the weights were, before theirs).
+        rotation: Option<Rotation>,
         bias: Option<Vec<f32>>,
         kernel: Kernel,
     },
@@ -59,6 +61,40 @@ impl Projection {
         linears: &Linears,
         exact: &[usize],
     ) -> Result<Self> {
+        Self::load_inputs(in_dim, out_dim, bias, vb, linears, exact, None)
+    }
+
+    /// Loads `vb`'s `weight` (`[out, in]`, no bias) for inputs with a heavy tail, as the
+    /// gated product entering an MLP's down projection has (several percent of its
+    /// values are outliers of their token): in q8 they are rotated where their width
+    /// allows ([`Rotation`]), which spreads those values out; else it expects many
+    /// outliers ([`Projection::expecting_many_outliers`]).
+    pub fn load_heavy_tailed(
+        in_dim: usize,
+        out_dim: usize,
+        vb: VarBuilder,
+        linears: &Linears,
+    ) -> Result<Self> {
+        match Rotation::for_width(in_dim) {
+            Some(rotation) if linears.precision == Precision::Q8 => {
+                Self::load_inputs(in_dim, out_dim, false, vb, linears, &[], Some(rotation))
+            }
+            _ => {
+                Ok(Self::load(in_dim, out_dim, false, vb, linears, &[])?.expecting_many_outliers())
+            }
+        }
+    }
+
+    /// [`Projection::load`], in q8 with the inputs rotated by `rotation`.
+    fn load_inputs(
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        vb: VarBuilder,
+        linears: &Linears,
+        exact: &[usize],
+        rotation: Option<Rotation>,
+    ) -> Result<Self> {
         if linears.precision == Precision::F32 {
             return Ok(Projection::Dense(linear_b(in_dim, out_dim, bias, vb)?));
         }
@@ -74,7 +110,7 @@ impl Projection {
         let packed = linears
             .packed
             .as_ref()
-            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact));
+            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact, rotation));
         let (weights, exact) = match packed {
             Some(mapped) => {
                 let (weights, exact) = mapped.map_err(candle_core::Error::wrap)?;
@@ -82,7 +118,10 @@ impl Projection {
             }
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
-                let values = dense.flatten_all()?.to_vec1::<f32>()?;
+                let mut values = dense.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(rotation) = rotation {
+                    rotation.rotate_rows(&mut values, in_dim, kernel);
+                }
                 (
                     Q8Rows::quantize(&values, out_dim, in_dim, kernel)
                         .into_layout(kernel.weight_layout()),
@@ -94,6 +133,7 @@ impl Projection {
             weights,
             columns: None,
             exact,
+            rotation,
             bias,
             kernel,
         })
@@ -108,12 +148,14 @@ impl Projection {
                 weights,
                 columns: None,
                 exact,
+                rotation,
                 bias,
                 kernel,
             } => Projection::Q8 {
                 columns: Some(WeightColumns::new(&weights)),
                 weights,
                 exact,
+                rotation,
                 bias,
                 kernel,
             },
@@ -180,10 +222,19 @@ impl Projection {
             (gate.q8_product(&activations)?, up.q8_product(&activations)?)
         };
         let width = up.out_dim();
+        let rotation = Q8Input::rotation_of(&[down])?;
+        if rotation.is_some_and(|r| !width.is_multiple_of(r.block())) {
+            candle_core::bail!("the down projection's rotation does not fit width {width}");
+        }
         gated
             .par_chunks_mut(width.max(1))
             .zip(ups.par_chunks(width.max(1)))
-            .for_each(|(gated, ups)| silu_times(gated, ups, input.kernel));
+            .for_each(|(gated, ups)| {
+                silu_times(gated, ups, input.kernel);
+                if let Some(rotation) = rotation {
+                    rotation.rotate(gated, input.kernel);
+                }
+            });
         drop(ups);
         let gated = Q8Input {
             data: gated,
@@ -262,7 +313,17 @@ impl Q8Input {
             return Ok(None);
         };
         let width = xs.dims().last().copied().unwrap_or(0);
-        let data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(rotation) = Self::rotation_of(projections)? {
+            if !width.is_multiple_of(rotation.block()) {
+                candle_core::bail!(
+                    "input width {width} is not in blocks of {}",
+                    rotation.block()
+                );
+            }
+            data.par_chunks_mut(width.max(1))
+                .for_each(|row| rotation.rotate(row, kernel));
+        }
         let input = Q8Input {
             rows: data.len() / width.max(1),
             data,
@@ -298,6 +359,20 @@ impl Q8Input {
             candle_core::bail!("projections of one input keep different exact columns");
         }
         Ok(first.to_vec())
+    }
+
+    /// The rotation of q8 `projections` that read one input: they must agree, as the
+    /// input is rotated once for all of them.
+    fn rotation_of(projections: &[&Projection]) -> Result<Option<Rotation>> {
+        let mut rotations = projections.iter().filter_map(|p| match p {
+            Projection::Q8 { rotation, .. } => Some(*rotation),
+            Projection::Dense(_) => None,
+        });
+        let first = rotations.next().flatten();
+        if rotations.any(|other| other != first) {
+            candle_core::bail!("projections of one input are rotated differently");
+        }
+        Ok(first)
     }
 
     fn activations(&self) -> Activations<'_> {

@@ -266,9 +266,7 @@ impl Mlp {
         Ok(Mlp {
             gate_proj: load(h, i, "gate_proj", exact)?,
             up_proj: load(h, i, "up_proj", exact)?,
-            // The gated product has a heavy tail: several percent of its values are
-            // outliers of their token.
-            down_proj: load(i, h, "down_proj", &[])?.expecting_many_outliers(),
+            down_proj: Projection::load_heavy_tailed(i, h, vb.pp("down_proj"), linears)?,
         })
     }
 

@@ -12,6 +12,7 @@
 
 mod outliers;
 mod panel;
+mod rotation;
 mod scalar;
 mod stored;
 #[cfg(target_arch = "x86_64")]
@@ -20,6 +21,7 @@ mod vnni;
 mod x86;
 
 pub use outliers::{large_gain_columns, matmul_f32, Activations, ExactColumns, WeightColumns};
+pub use rotation::Rotation;
 pub(crate) use stored::Stored;
 
 use rayon::prelude::*;

@@ -116,7 +116,8 @@ fn ascend_below(columns: &[usize], k: usize) -> bool {
 /// of the `n` output channels' bytes, and each block's scales likewise): one outlier
 /// value then meets every channel's weight in one contiguous pass. Worth its memory (as
 /// much again as the bytes) where rows have many outliers: the gated product that enters
-/// an MLP's down projection has a heavy tail, several percent of its values.
+/// an MLP's down projection has a heavy tail, several percent of its values, where its
+/// width does not allow rotating it ([`super::Rotation`]).
 #[derive(Debug, Clone)]
 pub struct WeightColumns {
     n: usize,
