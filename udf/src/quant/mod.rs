@@ -353,7 +353,8 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
         "{kernel:?} reads weights in rows"
     );
     let (m, n) = (a.rows, w.rows);
-    let mut out = vec![0f32; m * n];
+    // Not zeroed first: the tasks write every element (zeroing took ~2% of a q8 run).
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
     let shared = SharedOut(out.as_mut_ptr());
     #[cfg(target_arch = "x86_64")]
     let starts = match kernel {
@@ -385,6 +386,8 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
             }
         }
     });
+    // SAFETY: the tasks cover channels 0..n, and each wrote its channels in all m rows.
+    unsafe { out.set_len(m * n) };
     out
 }
 

@@ -81,26 +81,29 @@ pub unsafe fn channels(
     debug_assert!(channels <= CHANNELS_PER_TASK && first.is_multiple_of(CHANNELS_PER_TASK));
     let panel = Panel::of(w, first, channels);
     let (m, n) = (a.rows, w.rows);
+    // The lanes of each register that hold one of the task's channels.
+    let lanes = |g: usize| -> __mmask16 {
+        let held = channels.saturating_sub(g * LANES).min(LANES);
+        ((1u32 << held) - 1) as __mmask16
+    };
+    let masks: [__mmask16; GROUPS] = std::array::from_fn(lanes);
     let mut r = 0;
     while r < m {
         let tall = if m - r >= 4 { 4 } else { 1 };
-        let mut sums = [[0f32; CHANNELS_PER_TASK]; 4];
         match tall {
-            4 => tile::<4>(a, starts, r, &panel, &mut sums),
-            _ => tile::<1>(a, starts, r, &panel, &mut sums),
-        }
-        for (i, row) in sums[..tall].iter().enumerate() {
-            out.slice((r + i) * n + first, channels)
-                .copy_from_slice(&row[..channels]);
+            4 => tile::<4>(a, starts, r, &panel, out.0.add(r * n + first), n, &masks),
+            _ => tile::<1>(a, starts, r, &panel, out.0.add(r * n + first), n, &masks),
         }
         r += tall;
     }
 }
 
-/// Rows `r..r + R` of `a` against the panel's channels, into `sums[..R]`.
+/// Rows `r..r + R` of `a` against the panel's channels, stored at `out` (row `i` at
+/// `out + i * n`), in the lanes `masks` keep.
 ///
 /// # Safety
-/// AVX-512 F, BW and VNNI; `r + R <= a.rows`; the panel has `a`'s blocks.
+/// AVX-512 F, BW and VNNI; `r + R <= a.rows`; the panel has `a`'s blocks; the masked
+/// lanes of those `R` rows lie in a buffer no other thread touches meanwhile.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 unsafe fn tile<const R: usize>(
@@ -108,7 +111,9 @@ unsafe fn tile<const R: usize>(
     starts: &[i32],
     r: usize,
     panel: &Panel,
-    sums: &mut [[f32; CHANNELS_PER_TASK]; 4],
+    out: *mut f32,
+    n: usize,
+    masks: &[__mmask16; GROUPS],
 ) {
     let blocks = a.blocks;
     // Rows r..r + R exist (the caller's loop), so each read below lies inside `a`,
@@ -155,9 +160,11 @@ unsafe fn tile<const R: usize>(
             }
         }
     }
-    for (sum_row, acc_row) in sums.iter_mut().zip(&acc) {
-        for (g, acc) in acc_row.iter().enumerate() {
-            _mm512_storeu_ps(sum_row.as_mut_ptr().add(g * LANES), *acc);
+    for (i, acc_row) in acc.iter().enumerate() {
+        for (g, (acc, &mask)) in acc_row.iter().zip(masks).enumerate() {
+            if mask != 0 {
+                _mm512_mask_storeu_ps(out.add(i * n + g * LANES), mask, *acc);
+            }
         }
     }
 }
