@@ -67,6 +67,15 @@ def right_padded(rows: list[list[int]]) -> tuple[list[list[int]], list[list[int]
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's `ru_maxrss` carries over from the
+    parent through fork and exec (a parent that has just exported a model would report
+    its own peak for every engine); `VmHWM` belongs to this process's memory alone."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -170,9 +179,34 @@ def run_engine(a) -> None:
 # Preparing the model in each engine's format (once, cached in --work).
 
 
+def source_stamp(model: str) -> str:
+    """The model's weights and config by size and modification time: a conversion made
+    from other weights (a model directory written again) is stale."""
+    files = sorted(pathlib.Path(model).glob("*.safetensors")) + [pathlib.Path(model) / "config.json"]
+    return json.dumps({f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()})
+
+
+def fresh(a, converted: pathlib.Path) -> bool:
+    """Whether `converted` exists and was made from the model's current weights; a stale
+    one is removed (with its folder's other files, for ONNX's external data)."""
+    stamp = converted.with_name(converted.name + ".source")
+    if converted.exists() and stamp.exists() and stamp.read_text() == source_stamp(a.model):
+        return True
+    for stale in [converted, stamp] + ([*converted.parent.glob("*")] if converted.parent.name.startswith("onnx-") else []):
+        if stale.is_file():
+            stale.unlink()
+    return False
+
+
+def stamped(a, converted: pathlib.Path) -> None:
+    converted.with_name(converted.name + ".source").write_text(source_stamp(a.model))
+
+
 def export_onnx(a, work: pathlib.Path) -> None:
     f32 = work / "onnx-f32" / "model.onnx"
-    if not f32.exists():
+    int8 = work / "onnx-int8" / "model.onnx"
+    if not fresh(a, f32):
+        fresh(a, int8)  # made from the stale f32 export: made again too
         import torch
         from transformers import AutoModel
         f32.parent.mkdir(parents=True, exist_ok=True)
@@ -191,11 +225,12 @@ def export_onnx(a, work: pathlib.Path) -> None:
         torch.onnx.export(Hidden(model), (x, torch.ones_like(x)), str(f32), input_names=["input_ids", "attention_mask"],
                           output_names=["last_hidden_state"], dynamo=True, external_data=True,
                           dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
-    int8 = work / "onnx-int8" / "model.onnx"
-    if not int8.exists():
+        stamped(a, f32)
+    if not fresh(a, int8):
         from onnxruntime.quantization import QuantType, quantize_dynamic
         int8.parent.mkdir(parents=True, exist_ok=True)
         quantize_dynamic(str(f32), str(int8), weight_type=QuantType.QInt8, use_external_data_format=True)
+        stamped(a, int8)
 
 
 def convert_gguf(a, work: pathlib.Path) -> None:
@@ -216,9 +251,10 @@ def convert_gguf(a, work: pathlib.Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(convert.parent / "gguf-py"))
     for outtype in ["f16", "q8_0"]:
         out = work / f"model-{outtype}.gguf"
-        if not out.exists():
+        if not fresh(a, out):
             subprocess.run([sys.executable, str(convert), a.model, "--outtype", outtype, "--outfile", str(out)],
                            check=True, env=env)
+            stamped(a, out)
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ normalised, and each query's exact top `--top` by cosine is compared:
 - each chunk's and query's cosine between its f32 and q8 vector.
 
 Agreement of one query = |top-k(q8) ∩ top-k(f32)| / k. Writes `--work`/agreement.json.
+`--reuse-f32` keeps the texts and f32 vectors an earlier run left in `--work` (to measure
+a new q8 against the same f32 run; the f32 side is most of the time).
 
     python3 scripts/make_random_model.py /tmp/random-0.5b
     cargo bench -p lancet-udf --features jemalloc --bench model_start --no-run
@@ -104,16 +106,28 @@ def main() -> None:
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--dims", type=int, default=768)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse-f32", action="store_true",
+                   help="keep the texts and f32 vectors of an earlier run in --work")
     a = p.parse_args()
 
     from transformers import AutoTokenizer
     work = pathlib.Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(a.model)
-    docs, queries = make_texts(tok, a.chunks, a.queries, a.min_tokens, a.max_tokens)
-    (work / "documents.json").write_text(json.dumps(docs))
-    (work / "queries.json").write_text(json.dumps(queries))
-    f32, q8 = embed(a, "f32", work), embed(a, "q8", work)
+    earlier = work / "vectors-f32-run.json"
+    if a.reuse_f32:
+        if not earlier.exists():
+            raise SystemExit(f"--reuse-f32: no earlier f32 run in {work}")
+        docs = json.loads((work / "documents.json").read_text())
+        queries = json.loads((work / "queries.json").read_text())
+        f32 = json.loads(earlier.read_text())
+    else:
+        tok = AutoTokenizer.from_pretrained(a.model)
+        docs, queries = make_texts(tok, a.chunks, a.queries, a.min_tokens, a.max_tokens)
+        (work / "documents.json").write_text(json.dumps(docs))
+        (work / "queries.json").write_text(json.dumps(queries))
+        f32 = embed(a, "f32", work)
+        earlier.write_text(json.dumps(f32))
+    q8 = embed(a, "q8", work)
 
     d32, d8 = stored(f32["documents"], a.dims), stored(q8["documents"], a.dims)
     q32, q8q = stored(f32["queries"], a.dims), stored(q8["queries"], a.dims)
@@ -129,7 +143,7 @@ def main() -> None:
         "f32_top1_minus_topk_score": float(np.mean(
             np.sort(q32 @ d32.T, axis=1)[:, -1] - np.sort(q32 @ d32.T, axis=1)[:, -a.top])),
         "seconds": {"f32": f32["report"]["wall_seconds"], "q8": q8["report"]["wall_seconds"]},
-        "threads": a.threads, "model": a.model,
+        "threads": a.threads, "model": a.model, "f32_reused": a.reuse_f32,
     }
     (work / "agreement.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
