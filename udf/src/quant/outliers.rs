@@ -180,7 +180,7 @@ impl<'a> Activations<'a> {
         assert_eq!(x.len(), m * k, "x is not m x k");
         let outliers: Vec<Vec<usize>> = x
             .par_chunks_exact(k.max(1))
-            .map(|row| with_exact(outliers_of_row(row), exact))
+            .map(|row| with_exact(outliers_of_row_on(row, kernel), exact))
             .collect();
         let rest = if outliers.iter().all(Vec::is_empty) {
             Q8Rows::quantize(x, m, k, kernel)
@@ -424,12 +424,40 @@ fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32
 
 /// The positions in `row` whose magnitude is [`OUTLIER_RATIO`] times the row's median
 /// magnitude, at most one in [`MAX_OUTLIER_SHARE`] (the largest), in column order.
+#[inline(always)]
 pub(super) fn outliers_of_row(row: &[f32]) -> Vec<usize> {
     largest_above_median(row, MAX_OUTLIER_SHARE)
 }
 
+/// [`outliers_of_row`] compiled for `kernel`'s vectors: the same positions (its passes
+/// take integer maxima and exact comparisons). Every activation row goes through its
+/// shortcut's two passes, which baseline x86-64 code runs without a vector maximum of
+/// integers.
+pub(super) fn outliers_of_row_on(row: &[f32], kernel: Kernel) -> Vec<usize> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2(row: &[f32]) -> Vec<usize> {
+        outliers_of_row(row)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(row: &[f32]) -> Vec<usize> {
+        outliers_of_row(row)
+    }
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
+        Kernel::Avx2 => unsafe { avx2(row) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
+        Kernel::Avx512Vnni => unsafe { avx512(row) },
+        _ => outliers_of_row(row),
+    }
+}
+
 /// The positions in `values` whose magnitude is [`OUTLIER_RATIO`] times the median
 /// magnitude, at most one in `share` (the largest), in order; none in a single block.
+#[inline(always)]
 fn largest_above_median(values: &[f32], share: usize) -> Vec<usize> {
     let k = values.len();
     if k < 2 * BLOCK {
@@ -458,6 +486,7 @@ fn largest_above_median(values: &[f32], share: usize) -> Vec<usize> {
 /// is at least `bound`, a finite value: then no value exceeds the outlier threshold,
 /// found with one pass instead of a selection. Rows of a norm's or attention's output
 /// usually pass; the gated product's heavy tail does not.
+#[inline(always)]
 fn median_reaches(values: &[f32], bound: f32) -> bool {
     if !bound.is_finite() {
         return false;

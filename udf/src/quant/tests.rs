@@ -1,4 +1,4 @@
-use super::outliers::outliers_of_row;
+use super::outliers::{outliers_of_row, outliers_of_row_on};
 use super::{
     large_gain_columns, matmul, matmul_f32, Activations, ExactColumns, Kernel, Layout, Q8Rows,
     WeightColumns, BLOCK,
@@ -488,6 +488,9 @@ fn the_outliers_found_without_a_selection_are_those_the_median_defines() {
         &tiny_spike,
     ] {
         assert_eq!(outliers_of_row(row), outliers_by_sorting(row));
+        for kernel in Kernel::available() {
+            assert_eq!(outliers_of_row_on(row, kernel), outliers_by_sorting(row));
+        }
     }
     assert!(
         !outliers_of_row(&heavy).is_empty(),
