@@ -239,14 +239,13 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
                 view.shape()
             )));
         };
-        let values = values_to_f32(view.dtype(), view.data()).ok_or_else(|| {
+        let mut values = values_to_f32(view.dtype(), view.data()).ok_or_else(|| {
             Error::Model(format!(
                 "{}: {name} is {:?}; q8 packs f32, f16 and bf16 weights",
                 files.id,
                 view.dtype()
             ))
         })?;
-        let mut values = values;
         if let Some(rotation) = rotation_of(&name, cols) {
             rotation.rotate_rows(&mut values, cols, kernel);
             let block = [rotation.block() as u32];
