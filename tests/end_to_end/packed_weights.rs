@@ -154,8 +154,20 @@ fn the_exact_columns_of_large_norm_gains_are_packed_and_mapped_with_the_same_vec
             "{projection}: {header}"
         );
     }
-    assert!(!header.contains("o_proj.weight.exact"));
-    assert!(!header.contains("down_proj.weight.exact"));
+    assert!(!header.contains("o_proj.weight.exact_columns"));
+    assert!(!header.contains("down_proj.weight.exact_columns"));
+    // The projections writing the residual stream keep the channels that the norm
+    // reading it next amplifies in f32: both layers' attention outputs (each layer's
+    // post-attention norm), the first layer's MLP (the second's input norm); not the
+    // last MLP (the final norm's gains were left alone).
+    for kept in [
+        "layers.0.self_attn.o_proj.weight.exact_rows",
+        "layers.1.self_attn.o_proj.weight.exact_rows",
+        "layers.0.mlp.down_proj.weight.exact_rows",
+    ] {
+        assert!(header.contains(kept), "{kept}: {header}");
+    }
+    assert!(!header.contains("layers.1.mlp.down_proj.weight.exact_rows"));
     // Only the down projections' weights are rotated (their inputs, 128 wide, are).
     assert_eq!(header.matches(".rotation").count(), 2, "{header}");
     assert!(header.contains("layers.0.mlp.down_proj.weight.rotation"));

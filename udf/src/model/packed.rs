@@ -11,13 +11,15 @@
 //! [`crate::quant::large_gain_columns`]), `{weight}.exact_columns` (U32, `[c]`) and
 //! `{weight}.exact` (F32, `[c, rows]`, column by column); where the weights were rotated
 //! before quantizing (an MLP's down projection, see [`Rotation`]), `{weight}.rotation`
-//! (U32, `[1]`: the rotation's block); with the format and the weights' fingerprint in its
-//! metadata. Norms, biases and the token embedding stay in the model's
+//! (U32, `[1]`: the rotation's block); where output channels are computed in f32 (a
+//! projection writing the residual stream, see [`ExactRows`]), `{weight}.exact_rows` (U32,
+//! `[r]`) and `{weight}.exact_row_values` (F32, `[r, cols]`); with the format and the
+//! weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the model's
 //! own files.
 
 use super::files::ModelFiles;
 use crate::quant::{
-    large_gain_columns, ExactColumns, Kernel, Layout, Q8Rows, Rotation, Stored, BLOCK,
+    large_gain_columns, ExactColumns, ExactRows, Kernel, Layout, Q8Rows, Rotation, Stored, BLOCK,
 };
 use crate::{Error, Result};
 use candle_core::safetensors::MmapedSafetensors;
@@ -33,8 +35,8 @@ use std::sync::Arc;
 /// Lancet's, or one packed for another kernel) is packed again.
 fn format(layout: Layout) -> &'static str {
     match layout {
-        Layout::Rows => "lancet-q8-blocks32-exact-rotated-v3",
-        Layout::Panels => "lancet-q8-blocks32-panels32-exact-rotated-v3",
+        Layout::Rows => "lancet-q8-blocks32-exact-rotated-v4",
+        Layout::Panels => "lancet-q8-blocks32-panels32-exact-rotated-v4",
     }
 }
 
@@ -114,7 +116,8 @@ impl PackedWeights {
 
     /// The projection `weight` (e.g. `model.layers.0.mlp.up_proj.weight`) as `rows`
     /// output channels of `cols` inputs, mapped from the file, with its input columns
-    /// `exact` in f32 and rotated by `rotation`; `None` when the file does not hold it.
+    /// `exact` in f32, rotated by `rotation`, and its output channels `exact_rows` in f32;
+    /// `None` when the file does not hold it.
     pub(crate) fn q8(
         &self,
         weight: &str,
@@ -122,7 +125,8 @@ impl PackedWeights {
         cols: usize,
         exact: &[usize],
         rotation: Option<Rotation>,
-    ) -> Option<Result<(Q8Rows, ExactColumns)>> {
+        exact_rows: &[usize],
+    ) -> Option<Result<(Q8Rows, ExactColumns, ExactRows)>> {
         let quants = self.tensors.get(&format!("{weight}.q8"))?;
         let scales = self.tensors.get(&format!("{weight}.scales"))?;
         let blocks = cols.div_ceil(BLOCK);
@@ -151,11 +155,22 @@ impl PackedWeights {
                     rotation.map(|r| r.block())
                 )));
             }
-            Ok((q8, self.exact(weight, rows, cols).map_err(wrong)?))
+            let stored_rows = self.exact_rows(weight, rows, cols).map_err(wrong)?;
+            if stored_rows.rows() != exact_rows {
+                return Err(wrong(format!(
+                    "exact rows {:?}, the model's next norm gives {exact_rows:?}",
+                    stored_rows.rows()
+                )));
+            }
+            Ok((
+                q8,
+                self.exact(weight, rows, cols).map_err(wrong)?,
+                stored_rows,
+            ))
         })();
         Some(
-            rows.and_then(|(q8, stored)| match stored.columns() == exact {
-                true => Ok((q8, stored)),
+            rows.and_then(|(q8, stored, rows)| match stored.columns() == exact {
+                true => Ok((q8, stored, rows)),
                 false => Err(Error::Model(format!(
                     "{}: {weight}: exact columns {:?}, the model's norm gives {exact:?}",
                     self.path.display(),
@@ -176,6 +191,30 @@ impl PackedWeights {
             }
             (dtype, _) => Err(format!("rotation {dtype:?} {:?}", info.shape)),
         }
+    }
+
+    /// The exact rows stored for `weight` (none when the file holds none).
+    fn exact_rows(
+        &self,
+        weight: &str,
+        rows: usize,
+        cols: usize,
+    ) -> std::result::Result<ExactRows, String> {
+        let (Some(kept), Some(values)) = (
+            self.tensors.get(&format!("{weight}.exact_rows")),
+            self.tensors.get(&format!("{weight}.exact_row_values")),
+        ) else {
+            return Ok(ExactRows::default());
+        };
+        if kept.dtype != Dtype::U32 || values.dtype != Dtype::F32 {
+            return Err(format!("exact rows {:?}, {:?}", kept.dtype, values.dtype));
+        }
+        let kept: Vec<usize> = self.map[self.bytes(kept)]
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .collect();
+        let values = values_to_f32(Dtype::F32, &self.map[self.bytes(values)]).unwrap_or_default();
+        ExactRows::from_parts(kept, rows, cols, values)
     }
 
     /// The exact columns stored for `weight` (none when the file holds none).
@@ -252,6 +291,22 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
             tensors.push((
                 format!("{name}.rotation"),
                 Packed::new(Dtype::U32, vec![1], bytemuck::cast_slice(&block)),
+            ));
+        }
+        let exact_rows = ExactRows::of_rows(&values, rows, cols, &exact_rows(&source, &name)?);
+        if !exact_rows.rows().is_empty() {
+            let kept: Vec<u32> = exact_rows.rows().iter().map(|&c| c as u32).collect();
+            tensors.push((
+                format!("{name}.exact_rows"),
+                Packed::new(Dtype::U32, vec![kept.len()], bytemuck::cast_slice(&kept)),
+            ));
+            tensors.push((
+                format!("{name}.exact_row_values"),
+                Packed::new(
+                    Dtype::F32,
+                    vec![kept.len(), cols],
+                    bytemuck::cast_slice(exact_rows.values()),
+                ),
             ));
         }
         let exact = ExactColumns::of_rows(&values, rows, cols, &exact_columns(&source, &name)?);
@@ -343,12 +398,48 @@ fn norm_read_by(name: &str) -> Option<String> {
 /// The input columns the projection `name` of `source` keeps exact: the large gains of
 /// the norm it reads, as the model chooses them at load.
 fn exact_columns(source: &MmapedSafetensors, name: &str) -> Result<Vec<usize>> {
-    let Some(norm) = norm_read_by(name) else {
-        return Ok(Vec::new());
-    };
+    match norm_read_by(name) {
+        Some(norm) => large_gains_of(source, &norm, name),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The norm (its weight's name in `source`) that next reads the residual stream the
+/// projection weight `name` writes: an attention's output goes to its layer's
+/// post-attention norm, an MLP's to the next layer's input norm, or the final norm after
+/// the last layer. The pairs the model (`super::qwen2`) wires.
+fn norm_read_after(source: &MmapedSafetensors, name: &str) -> Option<String> {
+    if let Some(layer) = name.strip_suffix("self_attn.o_proj.weight") {
+        return Some(format!("{layer}post_attention_layernorm.weight"));
+    }
+    let layer = name.strip_suffix("mlp.down_proj.weight")?;
+    let (layers, index) = layer.strip_suffix('.')?.rsplit_once('.')?;
+    let next = format!(
+        "{layers}.{}.input_layernorm.weight",
+        index.parse::<usize>().ok()? + 1
+    );
+    let model = layers.strip_suffix("layers")?;
+    Some(match source.get(&next) {
+        Ok(_) => next,
+        Err(_) => format!("{model}norm.weight"),
+    })
+}
+
+/// The output rows the projection `name` of `source` keeps exact: the large gains of the
+/// norm that reads its output next, as the model chooses them at load.
+fn exact_rows(source: &MmapedSafetensors, name: &str) -> Result<Vec<usize>> {
+    match norm_read_after(source, name) {
+        Some(norm) => large_gains_of(source, &norm, name),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The large gains (see [`large_gain_columns`]) of the norm weight `norm` of `source`,
+/// read to pack `name`.
+fn large_gains_of(source: &MmapedSafetensors, norm: &str, name: &str) -> Result<Vec<usize>> {
     let unreadable =
         |why: String| Error::Model(format!("cannot read {norm} to pack {name}: {why}"));
-    let view = source.get(&norm).map_err(|e| unreadable(e.to_string()))?;
+    let view = source.get(norm).map_err(|e| unreadable(e.to_string()))?;
     let gains = values_to_f32(view.dtype(), view.data())
         .ok_or_else(|| unreadable(format!("{:?} gains", view.dtype())))?;
     Ok(large_gain_columns(&gains))

@@ -4,7 +4,7 @@
 use super::packed::PackedWeights;
 use super::precision::Precision;
 use super::silu::silu_times;
-use crate::quant::{Activations, ExactColumns, Kernel, Q8Rows, Rotation, WeightColumns};
+use crate::quant::{Activations, ExactColumns, ExactRows, Kernel, Q8Rows, Rotation, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 use rayon::prelude::*;
@@ -44,6 +44,8 @@ pub enum Projection {
         exact: Box<ExactColumns>,
         /// Inputs rotated before they are quantized (the weights were, before theirs).
         rotation: Option<Rotation>,
+        /// Output channels computed in f32 (boxed, as `exact`).
+        exact_rows: Box<ExactRows>,
         bias: Option<Vec<f32>>,
         kernel: Kernel,
     },
@@ -61,31 +63,55 @@ impl Projection {
         linears: &Linears,
         exact: &[usize],
     ) -> Result<Self> {
-        Self::load_inputs(in_dim, out_dim, bias, vb, linears, exact, None)
+        Self::load_inputs(in_dim, out_dim, bias, vb, linears, exact, None, &[])
+    }
+
+    /// Loads `vb`'s `weight` (`[out, in]`, no bias) of a projection that writes the
+    /// residual stream: in q8 its output channels `exact_rows` (ascending; the large
+    /// gains of the norm that reads the stream next) are computed in f32 ([`ExactRows`]).
+    pub fn load_residual(
+        in_dim: usize,
+        out_dim: usize,
+        vb: VarBuilder,
+        linears: &Linears,
+        exact_rows: &[usize],
+    ) -> Result<Self> {
+        Self::load_inputs(in_dim, out_dim, false, vb, linears, &[], None, exact_rows)
     }
 
     /// Loads `vb`'s `weight` (`[out, in]`, no bias) for inputs with a heavy tail, as the
     /// gated product entering an MLP's down projection has (several percent of its
     /// values are outliers of their token): in q8 they are rotated where their width
     /// allows ([`Rotation`]), which spreads those values out; else it expects many
-    /// outliers ([`Projection::expecting_many_outliers`]).
+    /// outliers ([`Projection::expecting_many_outliers`]). It writes the residual stream:
+    /// see [`Projection::load_residual`] for `exact_rows`.
     pub fn load_heavy_tailed(
         in_dim: usize,
         out_dim: usize,
         vb: VarBuilder,
         linears: &Linears,
+        exact_rows: &[usize],
     ) -> Result<Self> {
-        match Rotation::for_width(in_dim) {
-            Some(rotation) if linears.precision == Precision::Q8 => {
-                Self::load_inputs(in_dim, out_dim, false, vb, linears, &[], Some(rotation))
-            }
-            _ => {
-                Ok(Self::load(in_dim, out_dim, false, vb, linears, &[])?.expecting_many_outliers())
-            }
-        }
+        let rotation = Rotation::for_width(in_dim).filter(|_| linears.precision == Precision::Q8);
+        let loaded = Self::load_inputs(
+            in_dim,
+            out_dim,
+            false,
+            vb,
+            linears,
+            &[],
+            rotation,
+            exact_rows,
+        )?;
+        Ok(match rotation {
+            Some(_) => loaded,
+            None => loaded.expecting_many_outliers(),
+        })
     }
 
-    /// [`Projection::load`], in q8 with the inputs rotated by `rotation`.
+    /// [`Projection::load`], in q8 with the inputs rotated by `rotation` and the output
+    /// channels `exact_rows` computed in f32.
+    #[allow(clippy::too_many_arguments)]
     fn load_inputs(
         in_dim: usize,
         out_dim: usize,
@@ -94,6 +120,7 @@ impl Projection {
         linears: &Linears,
         exact: &[usize],
         rotation: Option<Rotation>,
+        exact_rows: &[usize],
     ) -> Result<Self> {
         if linears.precision == Precision::F32 {
             return Ok(Projection::Dense(linear_b(in_dim, out_dim, bias, vb)?));
@@ -110,11 +137,11 @@ impl Projection {
         let packed = linears
             .packed
             .as_ref()
-            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact, rotation));
-        let (weights, exact) = match packed {
+            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact, rotation, exact_rows));
+        let (weights, exact, exact_rows) = match packed {
             Some(mapped) => {
-                let (weights, exact) = mapped.map_err(candle_core::Error::wrap)?;
-                (weights, Box::new(exact))
+                let (weights, exact, rows) = mapped.map_err(candle_core::Error::wrap)?;
+                (weights, Box::new(exact), Box::new(rows))
             }
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
@@ -126,6 +153,7 @@ impl Projection {
                     Q8Rows::quantize(&values, out_dim, in_dim, kernel)
                         .into_layout(kernel.weight_layout()),
                     Box::new(ExactColumns::of_rows(&values, out_dim, in_dim, exact)),
+                    Box::new(ExactRows::of_rows(&values, out_dim, in_dim, exact_rows)),
                 )
             }
         };
@@ -134,6 +162,7 @@ impl Projection {
             columns: None,
             exact,
             rotation,
+            exact_rows,
             bias,
             kernel,
         })
@@ -149,6 +178,7 @@ impl Projection {
                 columns: None,
                 exact,
                 rotation,
+                exact_rows,
                 bias,
                 kernel,
             } => Projection::Q8 {
@@ -156,6 +186,7 @@ impl Projection {
                 weights,
                 exact,
                 rotation,
+                exact_rows,
                 bias,
                 kernel,
             },
@@ -262,6 +293,7 @@ impl Projection {
             weights,
             columns,
             exact,
+            exact_rows,
             bias,
             ..
         } = self
@@ -269,6 +301,7 @@ impl Projection {
             candle_core::bail!("a dense projection has no 8-bit product");
         };
         let mut out = activations.matmul(weights, columns.as_ref(), exact);
+        exact_rows.overwrite(activations.values(), &mut out, weights.rows());
         if let Some(bias) = bias {
             for row in out.chunks_exact_mut(weights.rows().max(1)) {
                 for (y, b) in row.iter_mut().zip(bias) {

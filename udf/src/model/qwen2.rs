@@ -24,6 +24,7 @@ use candle_core::{DType, Device, IndexOp, Result, Tensor};
 use candle_nn::{embedding, rotary_emb::rope, VarBuilder};
 use std::sync::Arc;
 
+#[derive(Clone)]
 struct RmsNorm {
     weight: Tensor,
     eps: f32,
@@ -157,8 +158,15 @@ struct Attention {
 }
 
 impl Attention {
-    /// The attention of a layer whose input norm has large gains in `exact` columns.
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears, exact: &[usize]) -> Result<Self> {
+    /// The attention of a layer whose input norm has large gains in `exact` columns, and
+    /// whose post-attention norm in `residual` ones.
+    fn new(
+        cfg: &Qwen2Config,
+        vb: VarBuilder,
+        linears: &Linears,
+        exact: &[usize],
+        residual: &[usize],
+    ) -> Result<Self> {
         let (h, hd, kv) = (cfg.hidden_size, cfg.head_dim(), cfg.kv_heads());
         let heads = cfg.num_attention_heads;
         let load =
@@ -173,7 +181,7 @@ impl Attention {
             q_proj: load(h, heads * hd, bias, "q_proj", exact)?,
             k_proj: load(h, kv * hd, bias, "k_proj", exact)?,
             v_proj: load(h, kv * hd, bias, "v_proj", exact)?,
-            o_proj: load(heads * hd, h, false, "o_proj", &[])?,
+            o_proj: Projection::load_residual(heads * hd, h, vb.pp("o_proj"), linears, residual)?,
             q_norm: head_norm("q_norm")?,
             k_norm: head_norm("k_norm")?,
             heads,
@@ -259,14 +267,21 @@ struct Mlp {
 }
 
 impl Mlp {
-    /// The MLP of a layer whose post-attention norm has large gains in `exact` columns.
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears, exact: &[usize]) -> Result<Self> {
+    /// The MLP of a layer whose post-attention norm has large gains in `exact` columns,
+    /// followed by a norm with large gains in `residual` ones.
+    fn new(
+        cfg: &Qwen2Config,
+        vb: VarBuilder,
+        linears: &Linears,
+        exact: &[usize],
+        residual: &[usize],
+    ) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let load = |i, o, name, exact| Projection::load(i, o, false, vb.pp(name), linears, exact);
         Ok(Mlp {
             gate_proj: load(h, i, "gate_proj", exact)?,
             up_proj: load(h, i, "up_proj", exact)?,
-            down_proj: Projection::load_heavy_tailed(i, h, vb.pp("down_proj"), linears)?,
+            down_proj: Projection::load_heavy_tailed(i, h, vb.pp("down_proj"), linears, residual)?,
         })
     }
 
@@ -283,21 +298,26 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears) -> Result<Self> {
+    /// The layer whose output the norm `next` reads (the next layer's input norm, or the
+    /// model's final norm).
+    fn new(cfg: &Qwen2Config, vb: VarBuilder, linears: &Linears, next: &RmsNorm) -> Result<Self> {
         let norm = |name| RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp(name));
         let input_layernorm = norm("input_layernorm")?;
         let post_attention_layernorm = norm("post_attention_layernorm")?;
+        let post_attention = post_attention_layernorm.exact_columns(linears)?;
         let self_attn = Attention::new(
             cfg,
             vb.pp("self_attn"),
             linears,
             &input_layernorm.exact_columns(linears)?,
+            &post_attention,
         )?;
         let mlp = Mlp::new(
             cfg,
             vb.pp("mlp"),
             linears,
-            &post_attention_layernorm.exact_columns(linears)?,
+            &post_attention,
+            &next.exact_columns(linears)?,
         )?;
         Ok(DecoderLayer {
             input_layernorm,
@@ -394,8 +414,16 @@ impl Qwen2Model {
             vb
         };
         let max_positions = max_positions.min(cfg.max_position_embeddings).max(1);
+        let norm = |vb: VarBuilder| RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb);
+        let final_norm = norm(vb.pp("norm"))?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::new(cfg, vb.pp(format!("layers.{i}")), linears))
+            .map(|i| {
+                let next = match i + 1 < cfg.num_hidden_layers {
+                    true => norm(vb.pp(format!("layers.{}.input_layernorm", i + 1)))?,
+                    false => final_norm.clone(),
+                };
+                DecoderLayer::new(cfg, vb.pp(format!("layers.{i}")), linears, &next)
+            })
             .collect::<Result<Vec<_>>>()?;
         let (vocab, hidden) = (cfg.vocab_size, cfg.hidden_size);
         let table = vb.pp("embed_tokens");
@@ -409,7 +437,7 @@ impl Qwen2Model {
         Ok(Qwen2Model {
             embed_tokens,
             layers,
-            norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
+            norm: final_norm,
             rotary: RotaryTables::new(cfg, max_positions, vb.dtype(), vb.device())?,
             max_positions,
             device: vb.device().clone(),

@@ -10,6 +10,7 @@
 //! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
 //! every SIMD path to.
 
+mod exact_rows;
 mod outliers;
 mod panel;
 mod rotation;
@@ -20,6 +21,7 @@ mod vnni;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub use exact_rows::ExactRows;
 pub use outliers::{large_gain_columns, matmul_f32, Activations, ExactColumns, WeightColumns};
 pub use rotation::Rotation;
 pub(crate) use stored::Stored;

@@ -203,6 +203,11 @@ impl<'a> Activations<'a> {
         }
     }
 
+    /// The f32 rows these activations were prepared from.
+    pub fn values(&self) -> &[f32] {
+        self.x
+    }
+
     /// `x · wᵀ`: the outliers multiplied in f32 against `exact`'s weights in its columns
     /// and `w`'s dequantized values elsewhere, the rest in 8 bits. With `columns` (`w`
     /// column by column) the outlier products read those instead of gathering from `w`'s
