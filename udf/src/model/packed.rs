@@ -14,8 +14,8 @@
 //! (U32, `[1]`: the rotation's block); where output channels are computed in f32 (a
 //! projection writing the residual stream, see [`ExactRows`]), `{weight}.exact_rows` (U32,
 //! `[r]`) and `{weight}.exact_row_values` (F32, `[r, cols]`); with the format and the
-//! weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the model's
-//! own files.
+//! weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the
+//! model's own files.
 
 use super::files::ModelFiles;
 use crate::quant::{
