@@ -295,13 +295,14 @@ impl Projection {
             exact,
             exact_rows,
             bias,
+            kernel,
             ..
         } = self
         else {
             candle_core::bail!("a dense projection has no 8-bit product");
         };
         let mut out = activations.matmul(weights, columns.as_ref(), exact);
-        exact_rows.overwrite(activations.values(), &mut out, weights.rows());
+        exact_rows.overwrite(activations.values(), &mut out, weights.rows(), *kernel);
         if let Some(bias) = bias {
             for row in out.chunks_exact_mut(weights.rows().max(1)) {
                 for (y, b) in row.iter_mut().zip(bias) {

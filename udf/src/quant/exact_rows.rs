@@ -7,6 +7,12 @@
 //! reading the norm. Computing those few output channels in f32 (3 of 896 on the outlier
 //! model) takes that amplified error out (BENCHMARKS.md, "Exact residual rows").
 
+use super::Kernel;
+
+/// Lanes of the partial sums of a row's product: independent chains the compiler keeps in
+/// one vector register, rather than one chain waiting on each addition.
+const LANES: usize = 16;
+
 /// Some output channels of a projection with their f32 weights (in the order the
 /// projection's inputs arrive: rotated, where it rotates them).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,18 +79,60 @@ impl ExactRows {
     }
 
     /// Overwrites the kept channels of `out` (rows of `n` outputs) with their f32
-    /// products of `x` (as many rows of `k` inputs): each one sum in input order, so a
-    /// row gives the same result alone or in any batch.
-    pub fn overwrite(&self, x: &[f32], out: &mut [f32], n: usize) {
+    /// products of `x` (as many rows of `k` inputs): each summed in one fixed order
+    /// ([`LANES`] partial sums, then those in order), so a row gives the same result
+    /// alone or in any batch, on every kernel.
+    pub fn overwrite(&self, x: &[f32], out: &mut [f32], n: usize, kernel: Kernel) {
         if self.rows.is_empty() || self.k == 0 {
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(exact: &ExactRows, x: &[f32], out: &mut [f32], n: usize) {
+            exact.overwrite_rows(x, out, n)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(exact: &ExactRows, x: &[f32], out: &mut [f32], n: usize) {
+            exact.overwrite_rows(x, out, n)
+        }
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
+            Kernel::Avx2 => unsafe { avx2(self, x, out, n) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
+            Kernel::Avx512Vnni => unsafe { avx512(self, x, out, n) },
+            _ => self.overwrite_rows(x, out, n),
+        }
+    }
+
+    #[inline(always)]
+    fn overwrite_rows(&self, x: &[f32], out: &mut [f32], n: usize) {
         for (x, out) in x.chunks_exact(self.k).zip(out.chunks_exact_mut(n.max(1))) {
             for (&c, weights) in self.rows.iter().zip(self.values.chunks_exact(self.k)) {
-                out[c] = x.iter().zip(weights).fold(0.0, |sum, (a, b)| sum + a * b);
+                out[c] = dot(x, weights);
             }
         }
     }
+}
+
+/// `a · b` as [`ExactRows::overwrite`] sums it.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold(0.0, |sum, (x, y)| sum + x * y);
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    lanes.iter().fold(tail, |sum, &lane| sum + lane)
 }
 
 /// Whether `rows` ascend strictly and all lie below `n`.
@@ -103,7 +151,7 @@ mod tests {
         let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.91).cos() * 3.0).collect();
         let exact = ExactRows::of_rows(&w, n, k, &[1, 4]);
         let mut out = vec![-9.0f32; m * n];
-        exact.overwrite(&x, &mut out, n);
+        exact.overwrite(&x, &mut out, n, Kernel::Scalar);
         for r in 0..m {
             for c in 0..n {
                 let got = out[r * n + c];
@@ -122,8 +170,27 @@ mod tests {
         }
         // A row alone gives what it gives in the batch.
         let mut alone = vec![-9.0f32; n];
-        exact.overwrite(&x[k..2 * k], &mut alone, n);
+        exact.overwrite(&x[k..2 * k], &mut alone, n, Kernel::Scalar);
         assert_eq!(alone, out[n..2 * n]);
+    }
+
+    #[test]
+    fn every_kernel_gives_the_portable_bits() {
+        let (m, n, k) = (4, 6, 4_864 + 5); // ragged against every vector width
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.013).sin()).collect();
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.029).cos() * 2.0).collect();
+        let exact = ExactRows::of_rows(&w, n, k, &[0, 3, 5]);
+        let mut portable = vec![0f32; m * n];
+        exact.overwrite(&x, &mut portable, n, Kernel::Scalar);
+        for kernel in Kernel::available() {
+            let mut got = vec![0f32; m * n];
+            exact.overwrite(&x, &mut got, n, kernel);
+            let same = got
+                .iter()
+                .zip(&portable)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{kernel:?}");
+        }
     }
 
     #[test]
