@@ -200,21 +200,13 @@ impl PackedWeights {
         rows: usize,
         cols: usize,
     ) -> std::result::Result<ExactRows, String> {
-        let (Some(kept), Some(values)) = (
-            self.tensors.get(&format!("{weight}.exact_rows")),
-            self.tensors.get(&format!("{weight}.exact_row_values")),
-        ) else {
-            return Ok(ExactRows::default());
-        };
-        if kept.dtype != Dtype::U32 || values.dtype != Dtype::F32 {
-            return Err(format!("exact rows {:?}, {:?}", kept.dtype, values.dtype));
+        match self.indexed(
+            &format!("{weight}.exact_rows"),
+            &format!("{weight}.exact_row_values"),
+        )? {
+            Some((kept, values)) => ExactRows::from_parts(kept, rows, cols, values),
+            None => Ok(ExactRows::default()),
         }
-        let kept: Vec<usize> = self.map[self.bytes(kept)]
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .collect();
-        let values = values_to_f32(Dtype::F32, &self.map[self.bytes(values)]).unwrap_or_default();
-        ExactRows::from_parts(kept, rows, cols, values)
     }
 
     /// The exact columns stored for `weight` (none when the file holds none).
@@ -224,24 +216,34 @@ impl PackedWeights {
         rows: usize,
         cols: usize,
     ) -> std::result::Result<ExactColumns, String> {
-        let (Some(columns), Some(values)) = (
-            self.tensors.get(&format!("{weight}.exact_columns")),
-            self.tensors.get(&format!("{weight}.exact")),
-        ) else {
-            return Ok(ExactColumns::default());
+        match self.indexed(
+            &format!("{weight}.exact_columns"),
+            &format!("{weight}.exact"),
+        )? {
+            Some((columns, values)) => ExactColumns::from_parts(columns, rows, cols, values),
+            None => Ok(ExactColumns::default()),
+        }
+    }
+
+    /// Indices (U32 tensor `indices`) and their f32 values (tensor `values`), as
+    /// [`push_indexed`] writes them; `None` when the file holds neither.
+    fn indexed(&self, indices: &str, values: &str) -> std::result::Result<Option<Indexed>, String> {
+        let (Some(indices), Some(values)) = (self.tensors.get(indices), self.tensors.get(values))
+        else {
+            return Ok(None);
         };
-        if columns.dtype != Dtype::U32 || values.dtype != Dtype::F32 {
+        if indices.dtype != Dtype::U32 || values.dtype != Dtype::F32 {
             return Err(format!(
-                "exact columns {:?}, {:?}",
-                columns.dtype, values.dtype
+                "indices {:?}, values {:?}",
+                indices.dtype, values.dtype
             ));
         }
-        let columns: Vec<usize> = self.map[self.bytes(columns)]
+        let indices = self.map[self.bytes(indices)]
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
             .collect();
         let values = values_to_f32(Dtype::F32, &self.map[self.bytes(values)]).unwrap_or_default();
-        ExactColumns::from_parts(columns, rows, cols, values)
+        Ok(Some((indices, values)))
     }
 
     fn bytes(&self, info: &TensorInfo) -> std::ops::Range<usize> {
@@ -294,41 +296,24 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
             ));
         }
         let exact_rows = ExactRows::of_rows(&values, rows, cols, &exact_rows(&source, &name)?);
-        if !exact_rows.rows().is_empty() {
-            let kept: Vec<u32> = exact_rows.rows().iter().map(|&c| c as u32).collect();
-            tensors.push((
+        push_indexed(
+            &mut tensors,
+            (
                 format!("{name}.exact_rows"),
-                Packed::new(Dtype::U32, vec![kept.len()], bytemuck::cast_slice(&kept)),
-            ));
-            tensors.push((
                 format!("{name}.exact_row_values"),
-                Packed::new(
-                    Dtype::F32,
-                    vec![kept.len(), cols],
-                    bytemuck::cast_slice(exact_rows.values()),
-                ),
-            ));
-        }
+            ),
+            exact_rows.rows(),
+            exact_rows.values(),
+            cols,
+        );
         let exact = ExactColumns::of_rows(&values, rows, cols, &exact_columns(&source, &name)?);
-        if !exact.columns().is_empty() {
-            let columns: Vec<u32> = exact.columns().iter().map(|&j| j as u32).collect();
-            tensors.push((
-                format!("{name}.exact_columns"),
-                Packed::new(
-                    Dtype::U32,
-                    vec![columns.len()],
-                    bytemuck::cast_slice(&columns),
-                ),
-            ));
-            tensors.push((
-                format!("{name}.exact"),
-                Packed::new(
-                    Dtype::F32,
-                    vec![columns.len(), rows],
-                    bytemuck::cast_slice(exact.values()),
-                ),
-            ));
-        }
+        push_indexed(
+            &mut tensors,
+            (format!("{name}.exact_columns"), format!("{name}.exact")),
+            exact.columns(),
+            exact.values(),
+            rows,
+        );
         let q8 = Q8Rows::quantize(&values, rows, cols, kernel).into_layout(kernel.weight_layout());
         let stored = Q8Rows::stored_rows(rows, q8.layout());
         let padded = q8.quants().len() / stored.max(1);
@@ -376,6 +361,40 @@ fn rotation_of(name: &str, cols: usize) -> Option<Rotation> {
     name.ends_with("mlp.down_proj.weight")
         .then(|| Rotation::for_width(cols))
         .flatten()
+}
+
+/// Indices (exact columns or rows) and their f32 values, run after run.
+type Indexed = (Vec<usize>, Vec<f32>);
+
+/// Adds `indices` (U32, `[len]`) and their `values` (F32, `[len, width]`) to `tensors`
+/// under `names`, when there are any: exact columns, exact rows.
+fn push_indexed(
+    tensors: &mut Vec<(String, Packed)>,
+    names: (String, String),
+    indices: &[usize],
+    values: &[f32],
+    width: usize,
+) {
+    if indices.is_empty() {
+        return;
+    }
+    let indices: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    tensors.push((
+        names.0,
+        Packed::new(
+            Dtype::U32,
+            vec![indices.len()],
+            bytemuck::cast_slice(&indices),
+        ),
+    ));
+    tensors.push((
+        names.1,
+        Packed::new(
+            Dtype::F32,
+            vec![indices.len(), width],
+            bytemuck::cast_slice(values),
+        ),
+    ));
 }
 
 /// The norm (its weight's name) whose output the projection weight `name` reads, for the

@@ -253,10 +253,7 @@ impl Projection {
             (gate.q8_product(&activations)?, up.q8_product(&activations)?)
         };
         let width = up.out_dim();
-        let rotation = Q8Input::rotation_of(&[down])?;
-        if rotation.is_some_and(|r| !width.is_multiple_of(r.block())) {
-            candle_core::bail!("the down projection's rotation does not fit width {width}");
-        }
+        let rotation = Q8Input::rotation_of(&[down], width)?;
         gated
             .par_chunks_mut(width.max(1))
             .zip(ups.par_chunks(width.max(1)))
@@ -348,13 +345,7 @@ impl Q8Input {
         };
         let width = xs.dims().last().copied().unwrap_or(0);
         let mut data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        if let Some(rotation) = Self::rotation_of(projections)? {
-            if !width.is_multiple_of(rotation.block()) {
-                candle_core::bail!(
-                    "input width {width} is not in blocks of {}",
-                    rotation.block()
-                );
-            }
+        if let Some(rotation) = Self::rotation_of(projections, width)? {
             data.par_chunks_mut(width.max(1))
                 .for_each(|row| rotation.rotate(row, kernel));
         }
@@ -395,9 +386,9 @@ impl Q8Input {
         Ok(first.to_vec())
     }
 
-    /// The rotation of q8 `projections` that read one input: they must agree, as the
-    /// input is rotated once for all of them.
-    fn rotation_of(projections: &[&Projection]) -> Result<Option<Rotation>> {
+    /// The rotation of q8 `projections` that read one input of `width` values: they must
+    /// agree, as the input is rotated once for all of them, and fit the width.
+    fn rotation_of(projections: &[&Projection], width: usize) -> Result<Option<Rotation>> {
         let mut rotations = projections.iter().filter_map(|p| match p {
             Projection::Q8 { rotation, .. } => Some(*rotation),
             Projection::Dense(_) => None,
@@ -405,6 +396,12 @@ impl Q8Input {
         let first = rotations.next().flatten();
         if rotations.any(|other| other != first) {
             candle_core::bail!("projections of one input are rotated differently");
+        }
+        if let Some(rotation) = first.filter(|r| !width.is_multiple_of(r.block())) {
+            candle_core::bail!(
+                "input width {width} is not in blocks of {}",
+                rotation.block()
+            );
         }
         Ok(first)
     }
