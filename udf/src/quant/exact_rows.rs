@@ -7,6 +7,7 @@
 //! reading the norm. Computing those few output channels in f32 (3 of 896 on the outlier
 //! model) takes that amplified error out (BENCHMARKS.md, "Exact residual rows").
 
+use super::outliers::ascend_below;
 use super::Kernel;
 
 /// Lanes of the partial sums of a row's product: independent chains the compiler keeps in
@@ -133,11 +134,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().fold(tail, |sum, &lane| sum + lane)
-}
-
-/// Whether `rows` ascend strictly and all lie below `n`.
-fn ascend_below(rows: &[usize], n: usize) -> bool {
-    rows.windows(2).all(|p| p[0] < p[1]) && rows.iter().all(|&c| c < n)
 }
 
 #[cfg(test)]

@@ -107,9 +107,9 @@ impl ExactColumns {
     }
 }
 
-/// Whether `columns` ascend strictly and all lie below `k`.
-fn ascend_below(columns: &[usize], k: usize) -> bool {
-    columns.windows(2).all(|p| p[0] < p[1]) && columns.iter().all(|&j| j < k)
+/// Whether `indices` (exact columns or rows) ascend strictly and all lie below `k`.
+pub(super) fn ascend_below(indices: &[usize], k: usize) -> bool {
+    indices.windows(2).all(|p| p[0] < p[1]) && indices.iter().all(|&j| j < k)
 }
 
 /// The quantized weights of a projection again, input column by input column (`k` rows
