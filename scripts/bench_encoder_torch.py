@@ -22,7 +22,9 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     # Lancet's CPU default (DeviceSpec::default_batch_tokens); sweep it for both engines.
-    p.add_argument("--batch-tokens", type=int, default=1024)
+    # Several budgets separated by commas run one after another on the same model, one
+    # JSON line each.
+    p.add_argument("--batch-tokens", default="1024")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     p.add_argument("--repeats", type=int, default=1, help="timed passes; the best counts")
@@ -38,7 +40,6 @@ def main() -> None:
     )
     model = Qwen2Model(cfg).eval().to(device=a.device, dtype=dtype)
     lengths = chunk_lengths(a.chunks, 42)
-    plan = batches(lengths, a.batch_tokens)
 
     def run(lens):
         m = max(lens)
@@ -50,18 +51,21 @@ def main() -> None:
             return h[torch.arange(len(lens), device=a.device), torch.tensor(lens, device=a.device) - 1].float().cpu()
 
     run([64])
-    secs = float("inf")
-    for _ in range(max(1, a.repeats)):
-        start = time.perf_counter()
-        for b in plan:
-            run([lengths[i] for i in b])
-        secs = min(secs, time.perf_counter() - start)
-    tokens = sum(lengths)
-    print(json.dumps({
-        "engine": "transformers-pytorch", "torch": torch.__version__, "dtype": a.dtype,
-        "device": a.device, "threads": a.threads, "chunks": a.chunks, "tokens": tokens,
-        "batch_tokens": a.batch_tokens, "batches": len(plan), "seconds": secs, "tokens_per_second": tokens / secs,
-    }))
+    for budget in [int(b) for b in a.batch_tokens.split(",")]:
+        plan = batches(lengths, budget)
+        secs = float("inf")
+        for _ in range(max(1, a.repeats)):
+            start = time.perf_counter()
+            for b in plan:
+                run([lengths[i] for i in b])
+            secs = min(secs, time.perf_counter() - start)
+        tokens = sum(lengths)
+        print(json.dumps({
+            "engine": "transformers-pytorch", "torch": torch.__version__, "dtype": a.dtype,
+            "attention": model.config._attn_implementation, "device": a.device,
+            "threads": a.threads, "chunks": a.chunks, "tokens": tokens, "batch_tokens": budget,
+            "batches": len(plan), "seconds": secs, "tokens_per_second": tokens / secs,
+        }), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-check.sh runs on a GPU machine and puts it in gpu-check/
 # (ignored by git; carry it with the device tool: carry ["gpu-check"]): the encoder
-# bench in release with --features cuda, and the encoder crate's test binary (its
-# CUDA-vs-CPU parity test), both stripped. Needs the toolchain and target directory
+# bench in release with --features cuda (and jemalloc, as the CPU numbers here are
+# measured), and the encoder crate's test binary (its CUDA-vs-CPU parity tests), both
+# stripped and xz-compressed: the kernels' PTX makes them ~100 MB, over the 64 MiB that
+# travels, and ~16 MB compressed. Needs the toolchain and target directory
 # scripts/check-cuda-build.sh sets up; run that first.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +26,13 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") == name and kind in t.get("kind", []):
         print(m["executable"])' "$1" "$2" | tail -1
 }
-bench=$(cargo bench --locked -p lancet-udf --features cuda --bench encoder_throughput --no-run \
+bench=$(cargo bench --locked -p lancet-udf --features cuda,jemalloc --bench encoder_throughput --no-run \
     --message-format json 2>/dev/null | json_executable bench encoder_throughput)
 tests=$(cargo test --locked -p lancet-udf --features cuda --lib --no-run \
     --message-format json 2>/dev/null | json_executable lib lancet_udf)
+rm -f "$out"/bin/*
 strip -o "$out/bin/encoder_throughput" "$bench"
 strip -o "$out/bin/udf_tests" "$tests"
+xz -6 -T0 "$out/bin/encoder_throughput" "$out/bin/udf_tests"
 ls -la "$out/bin"
 du -sh "$out"

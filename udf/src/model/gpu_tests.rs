@@ -1,20 +1,19 @@
-//! The CUDA encoder against the CPU one, on the repository's tiny parity model. Built
-//! only with `--features cuda`; each test skips itself (passing, with a note on stderr)
-//! when no CUDA device answers, as on a machine that only compiles the feature.
+//! The CUDA encoder against the CPU one, on the repository's tiny parity models (both
+//! families). Built only with `--features cuda`; each test skips itself (passing, with a
+//! note on stderr) when no CUDA device answers, as on a machine that only compiles the
+//! feature.
 
 use super::{DeviceSpec, EncoderOptions, QwenEncoder};
 use crate::{Encoder, Task};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The parity model: `LANCET_TINY_MODEL` (a test binary carried to a GPU machine runs
-/// away from this checkout), else the repository's fixture.
-fn tiny_model() -> String {
-    std::env::var("LANCET_TINY_MODEL").unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/tiny-qwen2")
-            .display()
-            .to_string()
-    })
+/// A parity model: under `LANCET_FIXTURES` (a test binary carried to a GPU machine runs
+/// away from this checkout), else under the repository's fixtures.
+fn fixture(name: &str) -> String {
+    let root = std::env::var_os("LANCET_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures"));
+    root.join(name).display().to_string()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -23,10 +22,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (norm(a) * norm(b))
 }
 
-#[test]
-fn cuda_bf16_embeddings_match_the_cpu_within_bf16_rounding() {
+/// The model in `fixture` on CUDA in bf16 gives the CPU's f32 vectors within bf16
+/// rounding, for queries and documents in a padded batch, and a batch equals its rows.
+fn cuda_matches_cpu(fixture_name: &str) {
+    let model = fixture(fixture_name);
     let cuda = match QwenEncoder::load(
-        &tiny_model(),
+        &model,
         EncoderOptions {
             device: DeviceSpec::Cuda(0),
             ..EncoderOptions::default()
@@ -38,7 +39,7 @@ fn cuda_bf16_embeddings_match_the_cpu_within_bf16_rounding() {
             return;
         }
     };
-    let cpu = QwenEncoder::load(&tiny_model(), EncoderOptions::default()).unwrap();
+    let cpu = QwenEncoder::load(&model, EncoderOptions::default()).unwrap();
     let texts = [
         "fn main() { println!(\"hello\"); }",
         "def parse(line):\n    return [f.strip() for f in line.split(',')]",
@@ -49,10 +50,21 @@ fn cuda_bf16_embeddings_match_the_cpu_within_bf16_rounding() {
         let on_cpu = cpu.encode(&texts, task).unwrap();
         for (i, (g, c)) in on_gpu.rows().zip(on_cpu.rows()).enumerate() {
             let cos = cosine(g, c);
-            assert!(cos >= 0.999, "text {i}: cosine {cos}");
+            eprintln!("{fixture_name} {task:?} text {i}: cosine {cos:.6}");
+            assert!(cos >= 0.999, "{fixture_name} text {i}: cosine {cos}");
         }
-        // A batch equals its rows one by one.
         let single = cuda.encode(&texts[..1], task).unwrap();
-        assert!(cosine(single.row(0), on_gpu.row(0)) >= 0.9999);
+        let cos = cosine(single.row(0), on_gpu.row(0));
+        assert!(cos >= 0.9999, "{fixture_name}: alone vs batch {cos}");
     }
+}
+
+#[test]
+fn cuda_bf16_qwen2_matches_the_cpu_within_bf16_rounding() {
+    cuda_matches_cpu("tiny-qwen2");
+}
+
+#[test]
+fn cuda_bf16_qwen3_matches_the_cpu_within_bf16_rounding() {
+    cuda_matches_cpu("tiny-qwen3");
 }
