@@ -36,7 +36,7 @@ use std::sync::Arc;
 fn format(layout: Layout) -> &'static str {
     match layout {
         Layout::Rows => "lancet-q8-blocks32-exact-rotated-v4",
-        Layout::Panels => "lancet-q8-blocks32-panels32-exact-rotated-v4",
+        Layout::Panels => "lancet-q8-blocks32-panels32-flipped-exact-rotated-v5",
     }
 }
 

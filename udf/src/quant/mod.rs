@@ -127,7 +127,7 @@ impl Q8Rows {
             panel::scales_len(self.blocks),
         );
         let panels = self.rows.div_ceil(panel::CHANNELS);
-        let mut quants = vec![0i8; panels * bytes];
+        let mut quants = panel::empty(self.blocks).repeat(panels);
         let mut panel_scales = vec![0f32; panels * scales];
         quants
             .par_chunks_mut(bytes.max(1))
@@ -238,7 +238,9 @@ impl Q8Rows {
             Layout::Rows => self.quants()[row * self.blocks * BLOCK + col],
             Layout::Panels => {
                 let (p, lane) = (row / panel::CHANNELS, row % panel::CHANNELS);
-                self.quants()[p * panel::bytes_len(self.blocks) + panel::byte_at(lane, col)]
+                panel::flip(
+                    self.quants()[p * panel::bytes_len(self.blocks) + panel::byte_at(lane, col)],
+                )
             }
         }
     }
@@ -360,7 +362,9 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     let shared = SharedOut(out.as_mut_ptr());
     #[cfg(target_arch = "x86_64")]
     let starts = match kernel {
-        Kernel::Avx512Vnni => vnni::start_sums(a),
+        // SAFETY: this kernel is chosen only where the CPU has AVX2 and AVX-512 F, BW and
+        // VNNI (`Kernel::available`).
+        Kernel::Avx512Vnni => unsafe { vnni::start_sums(a) },
         _ => Vec::new(),
     };
     let per_task = kernel.channels_per_task();

@@ -1,6 +1,9 @@
 //! The order the AVX-512 VNNI kernel reads weights in: panels of 32 output channels
 //! where, for each block and each step of four values, the four values of every channel
 //! lie side by side (16 channels fill one 64-byte register), then each block's 32 scales.
+//! Each value is kept with its sign bit flipped (`w + 128` read as unsigned), the operand
+//! `vpdpbusd` wants, so the kernel does not flip it at every product; lanes without a
+//! channel hold flipped zeros.
 //! Weights kept in this order at load (or mapped so from a packed file) spare every
 //! product rearranging them; a matrix in row order is rearranged one panel at a time.
 
@@ -22,6 +25,17 @@ pub fn scales_len(blocks: usize) -> usize {
     blocks * CHANNELS
 }
 
+/// A weight as the panel keeps it (its sign bit flipped); its own inverse.
+#[inline]
+pub fn flip(q: i8) -> i8 {
+    q ^ i8::MIN
+}
+
+/// A panel of `blocks` blocks per row before any channel is filled: flipped zeros.
+pub fn empty(blocks: usize) -> Vec<i8> {
+    vec![flip(0); bytes_len(blocks)]
+}
+
 /// Where the value of channel `lane` (of the panel) at column `col` lies in the panel.
 #[inline]
 pub fn byte_at(lane: usize, col: usize) -> usize {
@@ -36,7 +50,8 @@ pub fn scale_at(lane: usize, block: usize) -> usize {
 }
 
 /// Writes the panel of `w`'s channels `first..first + channels` (`w` in row order) into
-/// `bytes` and `scales`, which hold zeros where the panel has no channel.
+/// `bytes` and `scales`, which hold flipped zeros (see [`empty`]) and zeros where the
+/// panel has no channel.
 pub fn fill(w: &Q8Rows, first: usize, channels: usize, bytes: &mut [i8], scales: &mut [f32]) {
     let blocks = w.blocks;
     let (quants, weight_scales) = (w.quants(), w.scales());
@@ -46,7 +61,9 @@ pub fn fill(w: &Q8Rows, first: usize, channels: usize, bytes: &mut [i8], scales:
         for (b, block) in row.chunks_exact(BLOCK).enumerate() {
             for (s, four) in block.chunks_exact(4).enumerate() {
                 let at = byte_at(lane, b * BLOCK + 4 * s);
-                bytes[at..at + 4].copy_from_slice(four);
+                for (byte, &q) in bytes[at..at + 4].iter_mut().zip(four) {
+                    *byte = flip(q);
+                }
             }
             scales[scale_at(lane, b)] = weight_scales[c * blocks + b];
         }

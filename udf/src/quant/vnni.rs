@@ -7,8 +7,8 @@
 //! each token's four activation bytes are broadcast against it. A block's sums then need
 //! one conversion and one multiply-add per 16 channels, not per channel.
 //!
-//! `vpdpbusd` wants one operand unsigned: the weights are loaded as `w + 128` (their sign
-//! bit flipped), and each sum starts at `-128 · Σ a` over the block, so it ends at
+//! `vpdpbusd` wants one operand unsigned: the panels keep the weights as `w + 128` (their
+//! sign bit flipped), and each sum starts at `-128 · Σ a` over the block, so it ends at
 //! `Σ a·w` exactly.
 
 use super::{panel, Layout, Q8Rows, SharedOut, BLOCK};
@@ -25,11 +25,29 @@ const STEPS: usize = panel::STEPS;
 const GROUPS: usize = CHANNELS_PER_TASK / LANES;
 
 /// Each row's block sums times -128: where its block products start (see the module).
-pub fn start_sums(a: &Q8Rows) -> Vec<i32> {
-    a.quants()
-        .chunks_exact(BLOCK)
-        .map(|block| -128 * block.iter().map(|&q| i32::from(q)).sum::<i32>())
-        .collect()
+/// The products wait for these sums, one pass over all activations on one thread, so
+/// each block is summed in one vector step: `vpsadbw` adds its bytes read as unsigned
+/// (sign bits flipped, `q + 128`), less 32 x 128.
+///
+/// # Safety
+/// The CPU must have AVX2 (every CPU this kernel runs on has).
+#[target_feature(enable = "avx2")]
+pub unsafe fn start_sums(a: &Q8Rows) -> Vec<i32> {
+    const _: () = assert!(BLOCK == 32, "one 32-byte register per block");
+    let quants = a.quants();
+    let mut starts = Vec::with_capacity(quants.len() / BLOCK);
+    let (zero, sign_bits) = (_mm256_setzero_si256(), _mm256_set1_epi8(i8::MIN));
+    for block in quants.chunks_exact(BLOCK) {
+        let bytes = _mm256_loadu_si256(block.as_ptr().cast());
+        let quarters = _mm256_sad_epu8(_mm256_xor_si256(bytes, sign_bits), zero);
+        let halves = _mm_add_epi64(
+            _mm256_castsi256_si128(quarters),
+            _mm256_extracti128_si256::<1>(quarters),
+        );
+        let unsigned = _mm_cvtsi128_si64(halves) + _mm_extract_epi64::<1>(halves);
+        starts.push(-128 * (unsigned as i32 - 128 * BLOCK as i32));
+    }
+    starts
 }
 
 /// One task's panel: borrowed from weights kept in panels, or built from rows.
@@ -50,7 +68,7 @@ impl<'a> Panel<'a> {
                 }
             }
             Layout::Rows => {
-                let (mut bytes, mut scales) = (vec![0i8; bytes], vec![0f32; scales]);
+                let (mut bytes, mut scales) = (panel::empty(w.blocks), vec![0f32; scales]);
                 panel::fill(w, first, channels, &mut bytes, &mut scales);
                 Panel {
                     bytes: bytes.into(),
@@ -121,7 +139,6 @@ unsafe fn tile<const R: usize>(
     let a_quants = a.quants().as_ptr().add(r * blocks * BLOCK);
     let a_scales = a.scales().as_ptr().add(r * blocks);
     let a_starts = starts.as_ptr().add(r * blocks);
-    let sign_bits = _mm512_set1_epi8(i8::MIN);
     let mut acc = [[_mm512_setzero_ps(); GROUPS]; R];
     for b in 0..blocks {
         let mut dots = [[_mm512_setzero_si512(); GROUPS]; R];
@@ -133,8 +150,7 @@ unsafe fn tile<const R: usize>(
         for s in 0..STEPS {
             let mut w = [_mm512_setzero_si512(); GROUPS];
             for (g, w) in w.iter_mut().enumerate() {
-                let signed = _mm512_loadu_si512(weights.add((s * GROUPS + g) * LANES * 4).cast());
-                *w = _mm512_xor_si512(signed, sign_bits);
+                *w = _mm512_loadu_si512(weights.add((s * GROUPS + g) * LANES * 4).cast());
             }
             for (i, row) in dots.iter_mut().enumerate() {
                 let four = a_quants
