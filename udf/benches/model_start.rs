@@ -15,7 +15,8 @@
 //!
 //! `--documents FILE` (a JSON array of strings) also embeds those texts as code
 //! documents, in one call as an indexing job does, and reports their tokens per second;
-//! `--query TEXT` replaces the query; `--vectors-out FILE` writes the raw pooled vectors
+//! `--query TEXT` replaces the query; `--batch-tokens N` sets the token budget per forward
+//! pass (the device's default otherwise); `--vectors-out FILE` writes the raw pooled vectors
 //! (`{"query": [...], "documents": [[...], ...]}`) for `scripts/bench_cpu_peers.py`,
 //! which compares them with other engines'. `--queries FILE` (a JSON array) embeds those
 //! as queries too, after the timings, into `--vectors-out`'s `queries` (for
@@ -52,8 +53,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let documents = strings_in(&arg("--documents", String::new()))?;
     let queries = strings_in(&arg("--queries", String::new()))?;
     let vectors_out: String = arg("--vectors-out", String::new());
+    // Tokens per forward pass; 0 keeps the device's default.
+    let batch_tokens: usize = arg("--batch-tokens", 0);
     let options = EncoderOptions {
         precision,
+        batch_tokens: (batch_tokens > 0).then_some(batch_tokens),
         weights_cache: (!cache.is_empty()).then(|| PathBuf::from(&cache)),
         ..EncoderOptions::default()
     };
