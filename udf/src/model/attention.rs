@@ -360,7 +360,7 @@ impl Task<'_> {
         );
         // The keys this task reads, dimension by dimension: a step of the scores then
         // reads KEYS_PER_STEP keys' values of one dimension at once.
-        let mut keys_t = zeros(dim * width);
+        let mut keys_t = vec![0f32; dim * width];
         for (j, key) in k.chunks_exact(dim).take(most).enumerate() {
             for (c, &x) in key.iter().enumerate() {
                 keys_t[c * width + j] = x;
@@ -368,9 +368,9 @@ impl Task<'_> {
         }
         // As candle's path scales: the f64 factor rounded once to f32.
         let scale = (1.0 / (dim as f64).sqrt()) as f32;
-        let mut scaled = zeros(TILE * dim);
-        let mut scores = zeros(TILE * width);
-        let mut out = zeros(groups * self.queries.len() * dim);
+        let mut scaled = vec![0f32; TILE * dim];
+        let mut scores = vec![0f32; TILE * width];
+        let mut out = vec![0f32; groups * self.queries.len() * dim];
         let positions: Vec<usize> = self.queries.clone().collect();
         for (g, head_out) in out
             .chunks_exact_mut((positions.len() * dim).max(1))
@@ -420,16 +420,6 @@ impl Task<'_> {
         }
         out
     }
-}
-
-/// `len` zeros, written rather than asked of the allocator zeroed: a zeroed block of a
-/// task's size is a `calloc`, which jemalloc serves from freed memory by handing its pages
-/// back to the kernel (`madvise`) and faulting them in again, each time interrupting the
-/// other cores to flush their TLBs (~3% of a q8 run in `perf`).
-fn zeros(len: usize) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
-    values.resize(len, 0.0);
-    values
 }
 
 /// Queries whose products one step computes together: each key value loaded once serves
