@@ -15,6 +15,8 @@ pub mod model;
 pub mod quant;
 mod replicas;
 mod task;
+#[cfg(test)]
+mod test_support;
 
 pub use encoder::{Embeddings, Encoder};
 pub use error::{Error, Result};

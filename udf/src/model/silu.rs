@@ -60,11 +60,10 @@ mod tests {
         for kernel in Kernel::available() {
             let mut got = gate.clone();
             silu_times(&mut got, &ups, kernel);
-            let same = got
-                .iter()
-                .zip(&portable)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{kernel:?}");
+            assert!(
+                crate::test_support::same_bits(&got, &portable),
+                "{kernel:?}"
+            );
         }
     }
 

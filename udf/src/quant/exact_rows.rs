@@ -181,11 +181,10 @@ mod tests {
         for kernel in Kernel::available() {
             let mut got = vec![0f32; m * n];
             exact.overwrite(&x, &mut got, n, kernel);
-            let same = got
-                .iter()
-                .zip(&portable)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{kernel:?}");
+            assert!(
+                crate::test_support::same_bits(&got, &portable),
+                "{kernel:?}"
+            );
         }
     }
 

@@ -252,11 +252,10 @@ mod tests {
             for kernel in Kernel::available() {
                 let mut got = x.clone();
                 rotation.rotate(&mut got, kernel);
-                let same = got
-                    .iter()
-                    .zip(&portable)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{kernel:?} width {width}");
+                assert!(
+                    crate::test_support::same_bits(&got, &portable),
+                    "{kernel:?} width {width}"
+                );
             }
         }
     }
