@@ -56,6 +56,19 @@ pub struct Q8Rows {
 impl Q8Rows {
     /// Quantizes `rows` rows of `cols` values (`data.len() == rows * cols`).
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
+        Self::quantize_zeroing(data, rows, cols, &[], kernel)
+    }
+
+    /// [`Q8Rows::quantize`] of `data` with the columns `zeroed[r]` of each row `r` read as
+    /// zeros (rows past `zeroed`'s end keep all their values). Only a row with such
+    /// columns is copied, on the thread that quantizes it.
+    pub(crate) fn quantize_zeroing(
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+        zeroed: &[Vec<usize>],
+        kernel: Kernel,
+    ) -> Self {
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
         let blocks = cols.div_ceil(BLOCK);
         let mut quants = vec![0i8; rows * blocks * BLOCK];
@@ -65,7 +78,19 @@ impl Q8Rows {
             .zip(scales.par_chunks_mut(blocks.max(1)))
             .enumerate()
             .for_each(|(r, (row_quants, row_scales))| {
-                let row = &data[r * cols..(r + 1) * cols];
+                let source = &data[r * cols..(r + 1) * cols];
+                let copy;
+                let row = match zeroed.get(r).filter(|columns| !columns.is_empty()) {
+                    None => source,
+                    Some(columns) => {
+                        let mut values = source.to_vec();
+                        for &j in columns {
+                            values[j] = 0.0;
+                        }
+                        copy = values;
+                        &copy[..]
+                    }
+                };
                 let mut padded = [0f32; BLOCK];
                 for (b, (out, scale)) in row_quants
                     .chunks_exact_mut(BLOCK)

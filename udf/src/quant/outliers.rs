@@ -182,17 +182,7 @@ impl<'a> Activations<'a> {
             .par_chunks_exact(k.max(1))
             .map(|row| with_exact(outliers_of_row_on(row, kernel), exact))
             .collect();
-        let rest = if outliers.iter().all(Vec::is_empty) {
-            Q8Rows::quantize(x, m, k, kernel)
-        } else {
-            let mut rest = x.to_vec();
-            for (r, row) in outliers.iter().enumerate() {
-                for &j in row {
-                    rest[r * k + j] = 0.0;
-                }
-            }
-            Q8Rows::quantize(&rest, m, k, kernel)
-        };
+        let rest = Q8Rows::quantize_zeroing(x, m, k, &outliers, kernel);
         Activations {
             x,
             k,

@@ -50,6 +50,29 @@ fn quantized_values_stay_within_half_a_step_of_the_originals() {
 }
 
 #[test]
+fn quantizing_with_zeroed_columns_equals_quantizing_a_copy_with_zeros() {
+    let (rows, cols) = (4, 100);
+    let data = values(rows * cols, 9, 2.0);
+    let zeroed = vec![vec![0, 31, 99], vec![], vec![64]]; // the last row keeps every value
+    let mut copy = data.clone();
+    for (r, columns) in zeroed.iter().enumerate() {
+        for &j in columns {
+            copy[r * cols + j] = 0.0;
+        }
+    }
+    for kernel in Kernel::available() {
+        let got = Q8Rows::quantize_zeroing(&data, rows, cols, &zeroed, kernel);
+        let want = Q8Rows::quantize(&copy, rows, cols, kernel);
+        assert_eq!(got.quants(), want.quants(), "{kernel:?}");
+        assert_eq!(got.scales(), want.scales(), "{kernel:?}");
+    }
+    assert_ne!(
+        Q8Rows::quantize(&data, rows, cols, Kernel::Scalar).quants(),
+        Q8Rows::quantize_zeroing(&data, rows, cols, &zeroed, Kernel::Scalar).quants()
+    );
+}
+
+#[test]
 fn every_simd_quantizer_gives_the_scalar_bytes() {
     for kernel in simd_kernels() {
         for (cols, scale) in [(32, 1.0), (100, 1e-3), (257, 3e4), (7, 0.5)] {
