@@ -39,7 +39,7 @@ impl RmsNorm {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::rms_norm(xs, &self.weight, self.eps)
+        super::rms_norm::rms_norm(xs, &self.weight, self.eps)
     }
 
     /// The channels whose gains are large enough that q8 projections reading this norm
