@@ -17,6 +17,7 @@ mod precision;
 mod projection;
 mod qwen2;
 mod random;
+mod residual;
 mod rms_norm;
 mod silu;
 mod tokenizer;

@@ -19,6 +19,7 @@ use super::embedding::TokenEmbedding;
 use super::heap;
 use super::precision::Precision;
 use super::projection::{Linears, Projection};
+use super::residual;
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
 use candle_nn::{embedding, rotary_emb::rope, VarBuilder};
@@ -332,11 +333,11 @@ impl DecoderLayer {
         let (attn, k, v) =
             self.self_attn
                 .forward(layer, &self.input_layernorm.forward(xs)?, pass)?;
-        let xs = (xs + attn)?;
+        let xs = residual::add(xs, &attn)?;
         let mlp = self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&xs)?)?;
-        Ok(((xs + mlp)?, k, v))
+        Ok((residual::add(&xs, &mlp)?, k, v))
     }
 
     /// The layer's output at one position per row: `last[r]` of row `r` (`[b, hidden]`).
@@ -360,11 +361,11 @@ impl DecoderLayer {
         let attn =
             self.self_attn
                 .forward_pooled(layer, &normed, &pick(&normed)?, &positions, pass)?;
-        let xs = (pick(xs)? + attn)?;
+        let xs = residual::add(&pick(xs)?, &attn)?;
         let mlp = self
             .mlp
             .forward(&self.post_attention_layernorm.forward(&xs)?)?;
-        xs + mlp
+        residual::add(&xs, &mlp)
     }
 }
 
