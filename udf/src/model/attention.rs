@@ -299,7 +299,7 @@ fn attend(
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
                 Kernel::Avx512Vnni => unsafe { task.run_avx512() },
-                _ => task.run(),
+                _ => task.run(Kernel::Scalar),
             }
         })
         .collect();
@@ -373,18 +373,19 @@ impl Task<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_avx2(&self) -> Vec<f32> {
-        self.run()
+        self.run(Kernel::Avx2)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run_avx512(&self) -> Vec<f32> {
-        self.run()
+        self.run(Kernel::Avx512Vnni)
     }
 
-    /// Each head of the group's outputs for the task's queries: `[groups, queries, d]`.
+    /// Each head of the group's outputs for the task's queries: `[groups, queries, d]`,
+    /// compiled for `kernel`'s instructions.
     #[inline(always)]
-    fn run(&self) -> Vec<f32> {
+    fn run(&self, kernel: Kernel) -> Vec<f32> {
         let Dims {
             heads,
             kv_heads,
@@ -423,7 +424,7 @@ impl Task<'_> {
                     keys: tile_keys,
                 };
                 match tile.len() {
-                    4 => tile_scores.scores::<4>(&scaled, keys_t, &mut scores),
+                    4 => tile_scores.scores_4(&scaled, keys_t, &mut scores, kernel),
                     3 => tile_scores.scores::<3>(&scaled, keys_t, &mut scores),
                     2 => tile_scores.scores::<2>(&scaled, keys_t, &mut scores),
                     _ => tile_scores.scores::<1>(&scaled, keys_t, &mut scores),
@@ -438,7 +439,7 @@ impl Task<'_> {
                     unseen.fill(0.0);
                 }
                 match tile.len() {
-                    4 => tile_scores.weighted::<4>(&scores, v, slot),
+                    4 => tile_scores.weighted_4(&scores, v, slot, kernel),
                     3 => tile_scores.weighted::<3>(&scores, v, slot),
                     2 => tile_scores.weighted::<2>(&scores, v, slot),
                     _ => tile_scores.weighted::<1>(&scores, v, slot),
@@ -502,6 +503,38 @@ impl Tile {
     /// one by one; every sum is one chain in key order, so its bits do not depend on `Q`.
     #[inline(always)]
     fn weighted<const Q: usize>(self, weights: &[f32], v: &[f32], out: &mut [f32]) {
+        self.weighted_spans::<Q>(weights, v, out);
+        self.weighted_rest::<Q>(weights, v, out);
+    }
+
+    /// [`Tile::scores`] for a whole tile, by `kernel`'s own code where it has some.
+    #[inline(always)]
+    fn scores_4(self, q: &[f32], keys_t: &[f32], scores: &mut [f32], kernel: Kernel) {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512Vnni {
+            // SAFETY: this kernel is chosen only where the CPU has AVX-512 F.
+            return unsafe { x86::scores_4(self, q, keys_t, scores) };
+        }
+        let _ = kernel;
+        self.scores::<4>(q, keys_t, scores)
+    }
+
+    /// [`Tile::weighted`] for a whole tile, by `kernel`'s own code where it has some.
+    #[inline(always)]
+    fn weighted_4(self, weights: &[f32], v: &[f32], out: &mut [f32], kernel: Kernel) {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512Vnni {
+            // SAFETY: this kernel is chosen only where the CPU has AVX-512 F.
+            unsafe { x86::weighted_spans_4(self, weights, v, out) };
+            return self.weighted_rest::<4>(weights, v, out);
+        }
+        let _ = kernel;
+        self.weighted::<4>(weights, v, out)
+    }
+
+    /// The columns of [`Tile::weighted`] in whole [`SPAN`]s.
+    #[inline(always)]
+    fn weighted_spans<const Q: usize>(self, weights: &[f32], v: &[f32], out: &mut [f32]) {
         let Tile { dim, width, keys } = self;
         let mut from = 0;
         while from + SPAN <= dim {
@@ -522,7 +555,13 @@ impl Tile {
             }
             from += SPAN;
         }
-        for c in from..dim {
+    }
+
+    /// The columns of [`Tile::weighted`] past its whole [`SPAN`]s, one by one.
+    #[inline(always)]
+    fn weighted_rest<const Q: usize>(self, weights: &[f32], v: &[f32], out: &mut [f32]) {
+        let Tile { dim, width, keys } = self;
+        for c in dim / SPAN * SPAN..dim {
             for t in 0..Q {
                 let mut sum = 0f32;
                 for (j, row) in v.chunks_exact(dim).take(keys).enumerate() {
@@ -536,6 +575,94 @@ impl Tile {
 
 /// Value columns [`Tile::weighted`] sums in registers at once (a 64-wide head: all).
 const SPAN: usize = 64;
+
+/// [`Tile`]'s products for a tile of 4 queries in AVX-512 intrinsics: the same fused
+/// multiply-adds in the same order as the portable code (so the same bits), without its
+/// bounds checks and spilled row pointers in the inner loops (`perf annotate`: the
+/// scores' loop ran 8 multiply-adds among ~22 other instructions).
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Tile, KEYS_PER_STEP, LANES, SPAN};
+    use std::arch::x86_64::*;
+
+    /// [`Tile::scores`] with `Q = 4`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn scores_4(tile: Tile, q: &[f32], keys_t: &[f32], scores: &mut [f32]) {
+        let Tile { dim, width, keys } = tile;
+        let steps = keys.div_ceil(KEYS_PER_STEP);
+        assert!(
+            q.len() >= 4 * dim
+                && steps * KEYS_PER_STEP <= width
+                && keys_t.len() >= dim * width
+                && scores.len() >= 4 * width,
+            "a tile's buffers are too short"
+        );
+        let (q, keys_t, scores) = (q.as_ptr(), keys_t.as_ptr(), scores.as_mut_ptr());
+        for step in 0..steps {
+            let first = step * KEYS_PER_STEP;
+            let mut sums = [[_mm512_setzero_ps(); 2]; 4];
+            for c in 0..dim {
+                // In bounds: c < dim, first + 32 <= width (asserted above).
+                let key = keys_t.add(c * width + first);
+                let values = [_mm512_loadu_ps(key), _mm512_loadu_ps(key.add(LANES))];
+                for (t, sums) in sums.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*q.add(t * dim + c));
+                    for (sum, &value) in sums.iter_mut().zip(&values) {
+                        *sum = _mm512_fmadd_ps(x, value, *sum);
+                    }
+                }
+            }
+            for (t, sums) in sums.iter().enumerate() {
+                let row = scores.add(t * width + first);
+                _mm512_storeu_ps(row, sums[0]);
+                _mm512_storeu_ps(row.add(LANES), sums[1]);
+            }
+        }
+    }
+
+    /// [`Tile::weighted_spans`] with `Q = 4`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn weighted_spans_4(tile: Tile, weights: &[f32], v: &[f32], out: &mut [f32]) {
+        const REGISTERS: usize = SPAN / LANES;
+        let Tile { dim, width, keys } = tile;
+        assert!(
+            keys <= width
+                && weights.len() >= 4 * width
+                && v.len() >= keys * dim
+                && out.len() >= 4 * dim,
+            "a tile's buffers are too short"
+        );
+        let (weights, v, out) = (weights.as_ptr(), v.as_ptr(), out.as_mut_ptr());
+        let mut from = 0;
+        while from + SPAN <= dim {
+            let mut sums = [[_mm512_setzero_ps(); REGISTERS]; 4];
+            for j in 0..keys {
+                // In bounds: j < keys, from + SPAN <= dim (asserted above).
+                let row = v.add(j * dim + from);
+                let values: [__m512; REGISTERS] =
+                    std::array::from_fn(|r| _mm512_loadu_ps(row.add(r * LANES)));
+                for (t, sums) in sums.iter_mut().enumerate() {
+                    let w = _mm512_set1_ps(*weights.add(t * width + j));
+                    for (sum, &value) in sums.iter_mut().zip(&values) {
+                        *sum = _mm512_fmadd_ps(w, value, *sum);
+                    }
+                }
+            }
+            for (t, sums) in sums.iter().enumerate() {
+                for (r, &sum) in sums.iter().enumerate() {
+                    _mm512_storeu_ps(out.add(t * dim + from + r * LANES), sum);
+                }
+            }
+            from += SPAN;
+        }
+    }
+}
 
 /// Replaces each score by `exp(score - max)` and returns their sum, with [`exp`] (vector
 /// code; the C library's `expf` is a call per score). It changes the q8 vectors at the
@@ -636,6 +763,7 @@ mod tests {
             ((1, 6, 5, 32), 3, Visible::causal(40)),
             ((3, 4, 1, 16), 1, Visible::per_row(vec![0, 17, 33])),
             ((1, 2, 9, 20), 1, Visible::causal(70)),
+            ((2, 4, 13, 136), 2, Visible::causal(5)),
         ]
     }
 
