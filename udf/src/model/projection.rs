@@ -233,7 +233,7 @@ impl Projection {
 
     /// `down(silu(gate(xs)) * up(xs))`, the gated MLP. When all three are q8 the
     /// intermediate values stay in this process's f32 buffers, the gate computed in
-    /// place and in parallel ([`silu_times`]).
+    /// place, in parallel, in the pass that quantizes it ([`silu_times`]).
     pub fn gated(
         gate: &Projection,
         up: &Projection,
@@ -254,25 +254,25 @@ impl Projection {
         };
         let width = up.out_dim();
         let rotation = Q8Input::rotation_of(&[down], width)?;
-        gated
-            .par_chunks_mut(width.max(1))
-            .zip(ups.par_chunks(width.max(1)))
-            .for_each(|(gated, ups)| {
-                silu_times(gated, ups, input.kernel);
-                if let Some(rotation) = rotation {
-                    rotation.rotate(gated, input.kernel);
-                }
-            });
-        drop(ups);
-        let gated = Q8Input {
-            data: gated,
-            rows: input.rows,
+        let exact = Q8Input::exact_of(&[down])?;
+        Q8Input::check_fits(width, down)?;
+        // silu(gate) * up and the rotation in the same pass over each row as its
+        // quantization for the down projection.
+        let gated = Activations::prepared(
+            &mut gated,
+            input.rows,
             width,
-            exact: Q8Input::exact_of(&[down])?,
-            kernel: input.kernel,
-        };
-        gated.check_width(down)?;
-        let out = down.q8_product(&gated.activations())?;
+            &exact,
+            input.kernel,
+            |r, row| {
+                silu_times(row, &ups[r * width..(r + 1) * width], input.kernel);
+                if let Some(rotation) = rotation {
+                    rotation.rotate(row, input.kernel);
+                }
+            },
+        );
+        drop(ups);
+        let out = down.q8_product(&gated)?;
         input.tensor(out, xs, down.out_dim())
     }
 
@@ -364,9 +364,14 @@ impl Q8Input {
 
     /// Fails unless `projection` takes this input's width.
     fn check_width(&self, projection: &Projection) -> Result<()> {
+        Self::check_fits(self.width, projection)
+    }
+
+    /// Fails unless `projection` takes inputs of `width` values.
+    fn check_fits(width: usize, projection: &Projection) -> Result<()> {
         if let Projection::Q8 { weights, .. } = projection {
-            if weights.cols() != self.width {
-                candle_core::bail!("input width {}, layer takes {}", self.width, weights.cols());
+            if weights.cols() != width {
+                candle_core::bail!("input width {width}, layer takes {}", weights.cols());
             }
         }
         Ok(())

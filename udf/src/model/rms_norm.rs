@@ -153,7 +153,10 @@ mod tests {
         let portable = normalise(&xs, &gain, 1e-6, Kernel::Scalar);
         for kernel in Kernel::available() {
             let got = normalise(&xs, &gain, 1e-6, kernel);
-            assert!(crate::test_support::same_bits(&got, &portable), "{kernel:?}");
+            assert!(
+                crate::test_support::same_bits(&got, &portable),
+                "{kernel:?}"
+            );
         }
     }
 

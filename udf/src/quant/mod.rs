@@ -70,55 +70,45 @@ impl Q8Rows {
         kernel: Kernel,
     ) -> Self {
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
-        let blocks = cols.div_ceil(BLOCK);
-        let mut quants = vec![0i8; rows * blocks * BLOCK];
-        let mut scales = vec![0f32; rows * blocks];
+        let mut out = Self::zeros(rows, cols);
+        let blocks = out.blocks;
+        let (quants, scales) = out.parts_mut();
         quants
             .par_chunks_mut((blocks * BLOCK).max(1))
             .zip(scales.par_chunks_mut(blocks.max(1)))
             .enumerate()
-            .for_each(|(r, (row_quants, row_scales))| {
-                let source = &data[r * cols..(r + 1) * cols];
-                let copy;
-                let row = match zeroed.get(r).filter(|columns| !columns.is_empty()) {
-                    None => source,
-                    Some(columns) => {
-                        let mut values = source.to_vec();
-                        for &j in columns {
-                            values[j] = 0.0;
-                        }
-                        copy = values;
-                        &copy[..]
-                    }
-                };
-                let mut padded = [0f32; BLOCK];
-                for (b, (out, scale)) in row_quants
-                    .chunks_exact_mut(BLOCK)
-                    .zip(row_scales.iter_mut())
-                    .enumerate()
-                {
-                    let values = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
-                    let block: &[f32; BLOCK] = if values.len() == BLOCK {
-                        values.try_into().expect("a whole block")
-                    } else {
-                        padded.fill(0.0);
-                        padded[..values.len()].copy_from_slice(values);
-                        &padded
-                    };
-                    let out: &mut [i8; BLOCK] = out.try_into().expect("a whole block");
-                    *scale = kernel.quantize_block(block, out);
-                }
+            .for_each(|(r, (quants, scales))| {
+                let zeroed = zeroed.get(r).map_or(&[][..], |columns| &columns[..]);
+                let row = &data[r * cols..(r + 1) * cols];
+                quantize_row(row, zeroed, kernel, quants, scales);
             });
+        out
+    }
+
+    /// `rows` rows of `cols` zeros, in rows, owned: to be filled by [`quantize_row`]
+    /// through [`Q8Rows::parts_mut`].
+    fn zeros(rows: usize, cols: usize) -> Self {
+        let blocks = cols.div_ceil(BLOCK);
         Q8Rows {
             rows,
             cols,
             blocks,
             layout: Layout::Rows,
-            quants: Stored::Owned(quants),
-            scales: Stored::Owned(scales),
+            quants: Stored::Owned(vec![0i8; rows * blocks * BLOCK]),
+            scales: Stored::Owned(vec![0f32; rows * blocks]),
         }
     }
 
+    /// The quantized values and scales of rows this process owns, to write.
+    ///
+    /// # Panics
+    /// If they lie in a mapped file (only weights do).
+    fn parts_mut(&mut self) -> (&mut [i8], &mut [f32]) {
+        match (&mut self.quants, &mut self.scales) {
+            (Stored::Owned(quants), Stored::Owned(scales)) => (quants, scales),
+            _ => panic!("mapped rows are read-only"),
+        }
+    }
     /// The same values in `layout`.
     pub fn into_layout(self, layout: Layout) -> Self {
         match (self.layout, layout) {
@@ -289,6 +279,46 @@ impl Q8Rows {
             .try_into()
             .expect("a whole block");
         (quants, self.scales()[at])
+    }
+}
+
+/// One row of `cols` values into its blocks (`quants`: whole blocks, `scales`: one per
+/// block), the columns `zeroed` read as zeros (the row is then copied first).
+fn quantize_row(
+    row: &[f32],
+    zeroed: &[usize],
+    kernel: Kernel,
+    quants: &mut [i8],
+    scales: &mut [f32],
+) {
+    let copy;
+    let row = if zeroed.is_empty() {
+        row
+    } else {
+        let mut values = row.to_vec();
+        for &j in zeroed {
+            values[j] = 0.0;
+        }
+        copy = values;
+        &copy[..]
+    };
+    let cols = row.len();
+    let mut padded = [0f32; BLOCK];
+    for (b, (out, scale)) in quants
+        .chunks_exact_mut(BLOCK)
+        .zip(scales.iter_mut())
+        .enumerate()
+    {
+        let values = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+        let block: &[f32; BLOCK] = if values.len() == BLOCK {
+            values.try_into().expect("a whole block")
+        } else {
+            padded.fill(0.0);
+            padded[..values.len()].copy_from_slice(values);
+            &padded
+        };
+        let out: &mut [i8; BLOCK] = out.try_into().expect("a whole block");
+        *scale = kernel.quantize_block(block, out);
     }
 }
 

@@ -3,7 +3,7 @@
 //! quantized and multiplied in 8 bits. Columns that a norm's large gains make outliers of
 //! every token are multiplied against exact f32 weights ([`ExactColumns`]).
 
-use super::{for_each_task, matmul, Kernel, Q8Rows, SharedOut, BLOCK};
+use super::{for_each_task, matmul, quantize_row, Kernel, Q8Rows, SharedOut, BLOCK};
 use rayon::prelude::*;
 
 /// A value of a token's activations is an outlier when its magnitude is this many times
@@ -178,11 +178,39 @@ impl<'a> Activations<'a> {
     /// [`ExactColumns`] are `exact` (ascending).
     pub fn new(x: &'a [f32], m: usize, k: usize, exact: &'a [usize], kernel: Kernel) -> Self {
         assert_eq!(x.len(), m * k, "x is not m x k");
-        let outliers: Vec<Vec<usize>> = x
-            .par_chunks_exact(k.max(1))
-            .map(|row| with_exact(outliers_of_row_on(row, kernel), exact))
-            .collect();
-        let rest = Q8Rows::quantize_zeroing(x, m, k, &outliers, kernel);
+        let mut rest = Q8Rows::zeros(m, k);
+        let outliers = split_rows(x.par_chunks_exact(k.max(1)), &mut rest, exact, kernel);
+        Activations {
+            x,
+            k,
+            exact,
+            outliers,
+            rest,
+            kernel,
+        }
+    }
+
+    /// [`Activations::new`] of `x` after `prepare(r, row)` has rewritten each row `r` in
+    /// place: one pass over each row while it is in the core's cache, not one to prepare
+    /// and more to search and quantize (the gated MLP's `silu(gate) * up`, rotated).
+    pub fn prepared(
+        x: &'a mut [f32],
+        m: usize,
+        k: usize,
+        exact: &'a [usize],
+        kernel: Kernel,
+        prepare: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Self {
+        assert_eq!(x.len(), m * k, "x is not m x k");
+        let mut rest = Q8Rows::zeros(m, k);
+        let rows = x
+            .par_chunks_exact_mut(k.max(1))
+            .enumerate()
+            .map(|(r, row)| {
+                prepare(r, row);
+                &*row
+            });
+        let outliers = split_rows(rows, &mut rest, exact, kernel);
         Activations {
             x,
             k,
@@ -229,6 +257,29 @@ impl<'a> Activations<'a> {
         }
         out
     }
+}
+
+/// Each of `rows` split into its outliers joined by `exact` (returned, one list per row)
+/// and the rest, quantized into `rest` (rows of the same width, zeros).
+fn split_rows<'r>(
+    rows: impl IndexedParallelIterator<Item = &'r [f32]>,
+    rest: &mut Q8Rows,
+    exact: &[usize],
+    kernel: Kernel,
+) -> Vec<Vec<usize>> {
+    let blocks = rest.blocks;
+    let (quants, scales) = rest.parts_mut();
+    rows.zip(
+        quants
+            .par_chunks_mut((blocks * BLOCK).max(1))
+            .zip(scales.par_chunks_mut(blocks.max(1))),
+    )
+    .map(|(row, (quants, scales))| {
+        let outliers = with_exact(outliers_of_row_on(row, kernel), exact);
+        quantize_row(row, &outliers, kernel, quants, scales);
+        outliers
+    })
+    .collect()
 }
 
 /// `outliers` (ascending) joined by `exact` (ascending), ascending.

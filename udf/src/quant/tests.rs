@@ -521,3 +521,37 @@ fn the_outliers_found_without_a_selection_are_those_the_median_defines() {
     );
     assert_eq!(outliers_of_row(&inexact_eighth), vec![7]);
 }
+
+#[test]
+fn activations_prepared_in_place_equal_those_of_the_prepared_rows() {
+    let (m, k, n) = (6, 96, 40);
+    let x = values(m * k, 11, 1.0);
+    let weights = values(n * k, 12, 0.1);
+    let w = Q8Rows::quantize(&weights, n, k, Kernel::Scalar);
+    let columns = [3usize, 50];
+    let exact = ExactColumns::of_rows(&weights, n, k, &columns);
+    // Each row rewritten; row 2 gets an outlier, so one row is split and others are not.
+    let prepare = |r: usize, row: &mut [f32]| {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = *v * 2.0 + (r * k + j) as f32 * 1e-3;
+        }
+        if r == 2 {
+            row[7] = 300.0;
+        }
+    };
+    let mut by_hand = x.clone();
+    for (r, row) in by_hand.chunks_exact_mut(k).enumerate() {
+        prepare(r, row);
+    }
+    for kernel in Kernel::available() {
+        let plain = Activations::new(&by_hand, m, k, &columns, kernel);
+        let mut in_place = x.clone();
+        let prepared = Activations::prepared(&mut in_place, m, k, &columns, kernel, prepare);
+        assert_eq!(prepared.values(), &by_hand[..], "{kernel:?}");
+        let (got, want) = (
+            prepared.matmul(&w, None, &exact),
+            plain.matmul(&w, None, &exact),
+        );
+        assert!(crate::test_support::same_bits(&got, &want), "{kernel:?}");
+    }
+}
