@@ -56,19 +56,6 @@ pub struct Q8Rows {
 impl Q8Rows {
     /// Quantizes `rows` rows of `cols` values (`data.len() == rows * cols`).
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
-        Self::quantize_zeroing(data, rows, cols, &[], kernel)
-    }
-
-    /// [`Q8Rows::quantize`] of `data` with the columns `zeroed[r]` of each row `r` read as
-    /// zeros (rows past `zeroed`'s end keep all their values). Only a row with such
-    /// columns is copied, on the thread that quantizes it.
-    pub(crate) fn quantize_zeroing(
-        data: &[f32],
-        rows: usize,
-        cols: usize,
-        zeroed: &[Vec<usize>],
-        kernel: Kernel,
-    ) -> Self {
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
         let mut out = Self::zeros(rows, cols);
         let blocks = out.blocks;
@@ -76,12 +63,8 @@ impl Q8Rows {
         quants
             .par_chunks_mut((blocks * BLOCK).max(1))
             .zip(scales.par_chunks_mut(blocks.max(1)))
-            .enumerate()
-            .for_each(|(r, (quants, scales))| {
-                let zeroed = zeroed.get(r).map_or(&[][..], |columns| &columns[..]);
-                let row = &data[r * cols..(r + 1) * cols];
-                quantize_row(row, zeroed, kernel, quants, scales);
-            });
+            .zip(data.par_chunks_exact(cols.max(1)))
+            .for_each(|((quants, scales), row)| quantize_row(row, &[], kernel, quants, scales));
         out
     }
 
