@@ -134,7 +134,7 @@ fn every_kernel_computes_the_product_of_the_quantized_matrices() {
         // Eight-channel tiles beside two-channel edges in one task.
         (6, 27, 64),
         (2, 8, 4864),
-        // Rows longer than one pass of the VNNI kernel, the last pass partial.
+        // Long rows (66 blocks, the last partial) in 4-row tiles and a single-row edge.
         (6, 40, 2100),
         // Whole and partial 32-channel tasks, four-row tiles and single-row edges.
         (11, 70, 160),
