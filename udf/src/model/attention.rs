@@ -11,6 +11,7 @@
 //! GPU, other dtypes) it runs candle's products under an additive mask, in blocks of
 //! queries.
 
+use super::cpu_storage::contiguous_f32;
 use super::exp::exp;
 use crate::quant::Kernel;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -182,9 +183,9 @@ impl CustomOp3 for CpuAttention<'_> {
     ) -> Result<(CpuStorage, Shape)> {
         let shape = Dims::of(q_layout, k_layout, v_layout)?;
         let (q, k, v) = (
-            contiguous(q, q_layout)?,
-            contiguous(k, k_layout)?,
-            contiguous(v, v_layout)?,
+            contiguous_f32(q, q_layout, "attention")?,
+            contiguous_f32(k, k_layout, "attention")?,
+            contiguous_f32(v, v_layout, "attention")?,
         );
         let out = attend(q, k, v, shape, self.visible, self.kernel);
         Ok((
@@ -192,14 +193,6 @@ impl CustomOp3 for CpuAttention<'_> {
             Shape::from((shape.rows, shape.heads, shape.queries, shape.dim)),
         ))
     }
-}
-
-/// The f32 values of a contiguous tensor's storage.
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("attention takes contiguous tensors");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 /// The shapes of one attention call.

@@ -4,6 +4,7 @@
 mod attention;
 mod batching;
 mod config;
+mod cpu_storage;
 mod device;
 mod embedding;
 mod encoder;

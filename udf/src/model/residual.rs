@@ -7,6 +7,7 @@
 //! run, its barrier and addition another ~1.2%, `perf record`). Other devices and dtypes
 //! keep candle's addition. The sums are the same (one addition per element).
 
+use super::cpu_storage::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -38,7 +39,10 @@ impl CustomOp2 for CpuAdd {
         delta: &CpuStorage,
         delta_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (xs, delta) = (f32s(xs, xs_layout)?, f32s(delta, delta_layout)?);
+        let (xs, delta) = (
+            contiguous_f32(xs, xs_layout, "the residual addition")?,
+            contiguous_f32(delta, delta_layout, "the residual addition")?,
+        );
         if xs.len() != delta.len() {
             candle_core::bail!("adding {} values to {}", delta.len(), xs.len());
         }
@@ -55,14 +59,6 @@ impl CustomOp2 for CpuAdd {
         unsafe { sum.set_len(xs.len()) };
         Ok((CpuStorage::F32(sum), xs_layout.shape().clone()))
     }
-}
-
-/// The f32 values of a contiguous tensor's storage.
-fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("the residual addition takes contiguous tensors");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 #[cfg(test)]

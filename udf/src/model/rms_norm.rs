@@ -5,6 +5,7 @@
 //! baseline x86-64 (no AVX): ~2% of a q8 run at the 0.5B shapes (`perf annotate`: scalar
 //! `mulss`/`addss`), 49 norms per token. Other devices and dtypes keep candle's.
 
+use super::cpu_storage::contiguous_f32;
 use crate::quant::Kernel;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -47,7 +48,10 @@ impl CustomOp2 for CpuRmsNorm {
         gain: &CpuStorage,
         gain_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (xs, gain) = (f32s(xs, xs_layout)?, f32s(gain, gain_layout)?);
+        let (xs, gain) = (
+            contiguous_f32(xs, xs_layout, "the norm")?,
+            contiguous_f32(gain, gain_layout, "the norm")?,
+        );
         let n = xs_layout.shape().dims().last().copied().unwrap_or(0);
         if n == 0 || gain.len() != n {
             candle_core::bail!("a norm of width {n} with {} gains", gain.len());
@@ -57,14 +61,6 @@ impl CustomOp2 for CpuRmsNorm {
             xs_layout.shape().clone(),
         ))
     }
-}
-
-/// The f32 values of a contiguous tensor's storage.
-fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("the norm takes contiguous tensors");
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 /// Every row of `xs` (rows of `gain.len()`) normalised, on the rayon pool.
