@@ -59,6 +59,12 @@ impl Visible {
         }
     }
 
+    /// How many of `keys` keys query `query` of row `row` reads: its last one and all
+    /// before it.
+    fn keys_seen(&self, row: usize, query: usize, keys: usize) -> usize {
+        self.last_key(row, query).min(keys - 1) + 1
+    }
+
     /// Fails unless the view fits `rows` rows of `queries` queries.
     fn check(&self, rows: usize, queries: usize) -> Result<()> {
         match &self.last {
@@ -333,7 +339,7 @@ impl KeysByDimension {
             .map(|head| {
                 let row = head / kv_heads;
                 let seen = (0..queries)
-                    .map(|i| visible.last_key(row, i).min(keys - 1) + 1)
+                    .map(|i| visible.keys_seen(row, i, keys))
                     .max()
                     .unwrap_or(0);
                 let mut keys_t = vec![0f32; dim * width];
@@ -388,7 +394,7 @@ impl Task<'_> {
             ..
         } = self.shape;
         let groups = heads / kv_heads;
-        let seen = |i: usize| self.visible.last_key(self.row, i).min(keys - 1) + 1;
+        let seen = |i: usize| self.visible.keys_seen(self.row, i, keys);
         let head_keys = self.row * kv_heads + self.kv_head;
         let v = &self.v[head_keys * keys * dim..(head_keys + 1) * keys * dim];
         let (keys_t, width) = (&self.keys_t.heads[head_keys][..], self.keys_t.width);

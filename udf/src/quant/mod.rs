@@ -58,18 +58,14 @@ impl Q8Rows {
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
         let mut out = Self::zeros(rows, cols);
-        let blocks = out.blocks;
-        let (quants, scales) = out.parts_mut();
-        quants
-            .par_chunks_mut((blocks * BLOCK).max(1))
-            .zip(scales.par_chunks_mut(blocks.max(1)))
+        out.par_rows_mut()
             .zip(data.par_chunks_exact(cols.max(1)))
             .for_each(|((quants, scales), row)| quantize_row(row, &[], kernel, quants, scales));
         out
     }
 
     /// `rows` rows of `cols` zeros, in rows, owned: to be filled by [`quantize_row`]
-    /// through [`Q8Rows::parts_mut`].
+    /// through [`Q8Rows::par_rows_mut`].
     fn zeros(rows: usize, cols: usize) -> Self {
         let blocks = cols.div_ceil(BLOCK);
         Q8Rows {
@@ -82,16 +78,27 @@ impl Q8Rows {
         }
     }
 
-    /// The quantized values and scales of rows this process owns, to write.
+    /// Each row's quantized values and scales, to write in parallel: rows in
+    /// [`Layout::Rows`] that this process owns.
     ///
     /// # Panics
-    /// If they lie in a mapped file (only weights do).
-    fn parts_mut(&mut self) -> (&mut [i8], &mut [f32]) {
-        match (&mut self.quants, &mut self.scales) {
+    /// If they lie in a mapped file (only weights do) or in panels.
+    fn par_rows_mut(&mut self) -> impl IndexedParallelIterator<Item = (&mut [i8], &mut [f32])> {
+        assert_eq!(
+            self.layout,
+            Layout::Rows,
+            "panels are not written row by row"
+        );
+        let blocks = self.blocks;
+        let (quants, scales) = match (&mut self.quants, &mut self.scales) {
             (Stored::Owned(quants), Stored::Owned(scales)) => (quants, scales),
             _ => panic!("mapped rows are read-only"),
-        }
+        };
+        quants
+            .par_chunks_mut((blocks * BLOCK).max(1))
+            .zip(scales.par_chunks_mut(blocks.max(1)))
     }
+
     /// The same values in `layout`.
     pub fn into_layout(self, layout: Layout) -> Self {
         match (self.layout, layout) {

@@ -267,19 +267,13 @@ fn split_rows<'r>(
     exact: &[usize],
     kernel: Kernel,
 ) -> Vec<Vec<usize>> {
-    let blocks = rest.blocks;
-    let (quants, scales) = rest.parts_mut();
-    rows.zip(
-        quants
-            .par_chunks_mut((blocks * BLOCK).max(1))
-            .zip(scales.par_chunks_mut(blocks.max(1))),
-    )
-    .map(|(row, (quants, scales))| {
-        let outliers = with_exact(outliers_of_row_on(row, kernel), exact);
-        quantize_row(row, &outliers, kernel, quants, scales);
-        outliers
-    })
-    .collect()
+    rows.zip(rest.par_rows_mut())
+        .map(|(row, (quants, scales))| {
+            let outliers = with_exact(outliers_of_row_on(row, kernel), exact);
+            quantize_row(row, &outliers, kernel, quants, scales);
+            outliers
+        })
+        .collect()
 }
 
 /// `outliers` (ascending) joined by `exact` (ascending), ascending.

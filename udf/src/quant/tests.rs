@@ -3,6 +3,7 @@ use super::{
     large_gain_columns, matmul, matmul_f32, quantize_row, Activations, ExactColumns, Kernel,
     Layout, Q8Rows, WeightColumns, BLOCK,
 };
+use rayon::prelude::*;
 
 /// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -62,21 +63,12 @@ fn a_row_quantized_with_zeroed_columns_equals_a_copy_with_zeros() {
     }
     let zeroing = |kernel| {
         let mut got = Q8Rows::zeros(rows, cols);
-        let blocks = got.blocks;
-        let (quants, scales) = got.parts_mut();
-        for (r, columns) in zeroed.iter().enumerate() {
-            let (quants, scales) = (
-                &mut quants[r * blocks * BLOCK..(r + 1) * blocks * BLOCK],
-                &mut scales[r * blocks..(r + 1) * blocks],
-            );
-            quantize_row(
-                &data[r * cols..(r + 1) * cols],
-                columns,
-                kernel,
-                quants,
-                scales,
-            );
-        }
+        got.par_rows_mut()
+            .zip(data.par_chunks_exact(cols))
+            .zip(zeroed.par_iter())
+            .for_each(|(((quants, scales), row), columns)| {
+                quantize_row(row, columns, kernel, quants, scales)
+            });
         got
     };
     for kernel in Kernel::available() {
