@@ -40,6 +40,18 @@ fn packs(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The tensors a safetensors file's header names.
+fn tensor_names(file: &[u8]) -> Vec<String> {
+    let header = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&file[8..8 + header]).unwrap();
+    header
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name != "__metadata__")
+        .collect()
+}
+
 #[test]
 fn q8_weights_are_packed_once_and_mapped_after_with_the_same_vectors() {
     let root = tempfile::tempdir().unwrap();
@@ -60,6 +72,17 @@ fn q8_weights_are_packed_once_and_mapped_after_with_the_same_vectors() {
     let pack = packed[0].clone();
     assert!(pack.to_string_lossy().ends_with(".q8.safetensors"));
     let written = std::fs::read(&pack).unwrap();
+    // The first layer's seven projections are packed with their refinements, and only
+    // they.
+    let refined: Vec<String> = tensor_names(&written)
+        .into_iter()
+        .filter(|name| name.ends_with(".refinement.q8"))
+        .collect();
+    assert_eq!(refined.len(), 7, "{refined:?}");
+    assert!(
+        refined.iter().all(|name| name.contains("layers.0.")),
+        "{refined:?}"
+    );
 
     // The next load maps the same file and writes nothing.
     let second = q8(&model, Some(&cache));

@@ -13,7 +13,10 @@
 //! before quantizing (an MLP's down projection, see [`Rotation`]), `{weight}.rotation`
 //! (U32, `[1]`: the rotation's block); where output channels are computed in f32 (a
 //! projection writing the residual stream, see [`ExactRows`]), `{weight}.exact_rows` (U32,
-//! `[r]`) and `{weight}.exact_row_values` (F32, `[r, cols]`); with the format and the
+//! `[r]`) and `{weight}.exact_row_values` (F32, `[r, cols]`); where the projection runs
+//! refined products (the first decoder layer's, see [`is_refined`]), the weights'
+//! quantization error quantized in turn as `{weight}.refinement.q8` and
+//! `{weight}.refinement.scales` (shaped as the weights'); with the format and the
 //! weights' fingerprint in its metadata. Norms, biases and the token embedding stay in the
 //! model's own files.
 
@@ -35,8 +38,8 @@ use std::sync::Arc;
 /// Lancet's, or one packed for another kernel) is packed again.
 fn format(layout: Layout) -> &'static str {
     match layout {
-        Layout::Rows => "lancet-q8-blocks32-exact-rotated-v4",
-        Layout::Panels => "lancet-q8-blocks32-panels32-flipped-exact-rotated-v5",
+        Layout::Rows => "lancet-q8-blocks32-exact-rotated-refined-v5",
+        Layout::Panels => "lancet-q8-blocks32-panels32-flipped-exact-rotated-refined-v6",
     }
 }
 
@@ -116,8 +119,9 @@ impl PackedWeights {
 
     /// The projection `weight` (e.g. `model.layers.0.mlp.up_proj.weight`) as `rows`
     /// output channels of `cols` inputs, mapped from the file, with its input columns
-    /// `exact` in f32, rotated by `rotation`, and its output channels `exact_rows` in f32;
-    /// `None` when the file does not hold it.
+    /// `exact` in f32, rotated by `rotation`, its output channels `exact_rows` in f32, and
+    /// a refinement when `refined`; `None` when the file does not hold it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn q8(
         &self,
         weight: &str,
@@ -126,28 +130,12 @@ impl PackedWeights {
         exact: &[usize],
         rotation: Option<Rotation>,
         exact_rows: &[usize],
-    ) -> Option<Result<(Q8Rows, ExactColumns, ExactRows)>> {
-        let quants = self.tensors.get(&format!("{weight}.q8"))?;
-        let scales = self.tensors.get(&format!("{weight}.scales"))?;
-        let blocks = cols.div_ceil(BLOCK);
-        let stored = Q8Rows::stored_rows(rows, self.layout);
+        refined: bool,
+    ) -> Option<Result<Q8Projection>> {
+        let weights = self.q8_rows(weight, rows, cols)?;
         let wrong = |why: String| Error::Model(format!("{}: {weight}: {why}", self.path.display()));
-        let rows = (|| {
-            if quants.dtype != Dtype::I8 || quants.shape != [stored, blocks * BLOCK] {
-                return Err(wrong(format!(
-                    "quants {:?} {:?}",
-                    quants.dtype, quants.shape
-                )));
-            }
-            if scales.dtype != Dtype::F32 || scales.shape != [stored, blocks] {
-                return Err(wrong(format!(
-                    "scales {:?} {:?}",
-                    scales.dtype, scales.shape
-                )));
-            }
-            let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
-            let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
-            let q8 = Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)?;
+        let projection = (|| {
+            let weights = weights?;
             let stored = self.rotation(weight).map_err(wrong)?;
             if stored != rotation.map(|r| r.block()) {
                 return Err(wrong(format!(
@@ -162,22 +150,62 @@ impl PackedWeights {
                     stored_rows.rows()
                 )));
             }
-            Ok((
-                q8,
-                self.exact(weight, rows, cols).map_err(wrong)?,
-                stored_rows,
-            ))
+            let stored_columns = self.exact(weight, rows, cols).map_err(wrong)?;
+            if stored_columns.columns() != exact {
+                return Err(wrong(format!(
+                    "exact columns {:?}, the model's norm gives {exact:?}",
+                    stored_columns.columns()
+                )));
+            }
+            let refinement = self
+                .q8_rows(&format!("{weight}.refinement"), rows, cols)
+                .transpose()?;
+            if refinement.is_some() != refined {
+                return Err(wrong(format!(
+                    "packed {} a refinement, the model runs it {}",
+                    if refinement.is_some() {
+                        "with"
+                    } else {
+                        "without"
+                    },
+                    if refined { "refined" } else { "plain" }
+                )));
+            }
+            Ok(Q8Projection {
+                weights,
+                exact: stored_columns,
+                exact_rows: stored_rows,
+                refinement,
+            })
         })();
-        Some(
-            rows.and_then(|(q8, stored, rows)| match stored.columns() == exact {
-                true => Ok((q8, stored, rows)),
-                false => Err(Error::Model(format!(
-                    "{}: {weight}: exact columns {:?}, the model's norm gives {exact:?}",
-                    self.path.display(),
-                    stored.columns()
-                ))),
-            }),
-        )
+        Some(projection)
+    }
+
+    /// The quantized rows `{name}.q8` and `{name}.scales` (`rows` of `cols` values, in
+    /// this file's layout), mapped; `None` when the file does not hold them.
+    fn q8_rows(&self, name: &str, rows: usize, cols: usize) -> Option<Result<Q8Rows>> {
+        let quants = self.tensors.get(&format!("{name}.q8"))?;
+        let scales = self.tensors.get(&format!("{name}.scales"))?;
+        let blocks = cols.div_ceil(BLOCK);
+        let stored = Q8Rows::stored_rows(rows, self.layout);
+        let wrong = |why: String| Error::Model(format!("{}: {name}: {why}", self.path.display()));
+        Some((|| {
+            if quants.dtype != Dtype::I8 || quants.shape != [stored, blocks * BLOCK] {
+                return Err(wrong(format!(
+                    "quants {:?} {:?}",
+                    quants.dtype, quants.shape
+                )));
+            }
+            if scales.dtype != Dtype::F32 || scales.shape != [stored, blocks] {
+                return Err(wrong(format!(
+                    "scales {:?} {:?}",
+                    scales.dtype, scales.shape
+                )));
+            }
+            let quants = Stored::mapped(self.map.clone(), self.bytes(quants)).map_err(wrong)?;
+            let scales = Stored::mapped(self.map.clone(), self.bytes(scales)).map_err(wrong)?;
+            Q8Rows::from_parts(rows, cols, self.layout, quants, scales).map_err(wrong)
+        })())
     }
 
     /// The block of the rotation `weight` was packed with (`None`: not rotated).
@@ -257,6 +285,63 @@ pub(crate) fn is_projection(name: &str) -> bool {
     name.ends_with("_proj.weight")
 }
 
+/// Whether the projection weight `name` runs refined products in q8: weights and inputs
+/// each quantized twice ([`crate::quant::Activations::refined_matmul`]), f32's fidelity
+/// at three times q8's arithmetic. The first decoder layer's: the errors the model
+/// amplifies most, as that layer writes a residual stream holding only the token
+/// embedding, while each later layer adds to a stream already grown. On the random
+/// 0.5B model that one layer in f32 halves q8's mean 1 - cosine (4.4e-4 -> 2.2e-4;
+/// the second layer would take another 0.6e-4); BENCHMARKS "Refining the first layer".
+pub(crate) fn is_refined(name: &str) -> bool {
+    layer_of(name) == Some(0)
+}
+
+/// The decoder layer of the tensor `name` (`...layers.{i}.`).
+fn layer_of(name: &str) -> Option<usize> {
+    let (_, rest) = name.split_once("layers.")?;
+    rest.split('.').next()?.parse().ok()
+}
+
+/// A q8 projection's parts, quantized at load or packed ([`PackedWeights::q8`]).
+pub(crate) struct Q8Projection {
+    /// The weights in the kernel's layout.
+    pub weights: Q8Rows,
+    /// Input columns kept in f32.
+    pub exact: ExactColumns,
+    /// Output channels computed in f32.
+    pub exact_rows: ExactRows,
+    /// The weights' quantization error quantized in turn, where [`is_refined`].
+    pub refinement: Option<Q8Rows>,
+}
+
+impl Q8Projection {
+    /// Quantizes `values` (`rows × cols`, rotated already where the projection rotates
+    /// its inputs) for `kernel`, keeping the input columns `exact` and the output
+    /// channels `exact_rows` in f32, and with a refinement when `refined`.
+    pub fn quantize(
+        values: &[f32],
+        rows: usize,
+        cols: usize,
+        exact: &[usize],
+        exact_rows: &[usize],
+        refined: bool,
+        kernel: Kernel,
+    ) -> Self {
+        let weights = Q8Rows::quantize(values, rows, cols, kernel);
+        // Zero in the exact columns: their products read f32 weights already.
+        let refinement = refined.then(|| {
+            let errors = weights.errors(values, |_| exact);
+            Q8Rows::quantize(&errors, rows, cols, kernel).into_layout(kernel.weight_layout())
+        });
+        Q8Projection {
+            weights: weights.into_layout(kernel.weight_layout()),
+            exact: ExactColumns::of_rows(values, rows, cols, exact),
+            exact_rows: ExactRows::of_rows(values, rows, cols, exact_rows),
+            refinement,
+        }
+    }
+}
+
 /// Quantizes every projection of `files` and writes the packed file at `path` (through a
 /// temporary file renamed over it, so a killed process leaves no partial file).
 fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> Result<()> {
@@ -295,7 +380,16 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
                 Packed::new(Dtype::U32, vec![1], bytemuck::cast_slice(&block)),
             ));
         }
-        let exact_rows = ExactRows::of_rows(&values, rows, cols, &exact_rows(&source, &name)?);
+        let q8 = Q8Projection::quantize(
+            &values,
+            rows,
+            cols,
+            &exact_columns(&source, &name)?,
+            &exact_rows(&source, &name)?,
+            is_refined(&name),
+            kernel,
+        );
+        let exact_rows = &q8.exact_rows;
         push_indexed(
             &mut tensors,
             (
@@ -306,33 +400,17 @@ fn pack(files: &ModelFiles, fingerprint: &str, kernel: Kernel, path: &Path) -> R
             exact_rows.values(),
             cols,
         );
-        let exact = ExactColumns::of_rows(&values, rows, cols, &exact_columns(&source, &name)?);
         push_indexed(
             &mut tensors,
             (format!("{name}.exact_columns"), format!("{name}.exact")),
-            exact.columns(),
-            exact.values(),
+            q8.exact.columns(),
+            q8.exact.values(),
             rows,
         );
-        let q8 = Q8Rows::quantize(&values, rows, cols, kernel).into_layout(kernel.weight_layout());
-        let stored = Q8Rows::stored_rows(rows, q8.layout());
-        let padded = q8.quants().len() / stored.max(1);
-        tensors.push((
-            format!("{name}.q8"),
-            Packed::new(
-                Dtype::I8,
-                vec![stored, padded],
-                bytemuck::cast_slice(q8.quants()),
-            ),
-        ));
-        tensors.push((
-            format!("{name}.scales"),
-            Packed::new(
-                Dtype::F32,
-                vec![stored, padded / BLOCK],
-                bytemuck::cast_slice(q8.scales()),
-            ),
-        ));
+        push_q8(&mut tensors, &name, &q8.weights);
+        if let Some(refinement) = &q8.refinement {
+            push_q8(&mut tensors, &format!("{name}.refinement"), refinement);
+        }
     }
     if tensors.is_empty() {
         return Err(Error::Model(format!(
@@ -361,6 +439,28 @@ fn rotation_of(name: &str, cols: usize) -> Option<Rotation> {
     name.ends_with("mlp.down_proj.weight")
         .then(|| Rotation::for_width(cols))
         .flatten()
+}
+
+/// Adds `q8`'s values and scales to `tensors` as `{name}.q8` and `{name}.scales`.
+fn push_q8(tensors: &mut Vec<(String, Packed)>, name: &str, q8: &Q8Rows) {
+    let stored = Q8Rows::stored_rows(q8.rows(), q8.layout());
+    let padded = q8.quants().len() / stored.max(1);
+    tensors.push((
+        format!("{name}.q8"),
+        Packed::new(
+            Dtype::I8,
+            vec![stored, padded],
+            bytemuck::cast_slice(q8.quants()),
+        ),
+    ));
+    tensors.push((
+        format!("{name}.scales"),
+        Packed::new(
+            Dtype::F32,
+            vec![stored, padded / BLOCK],
+            bytemuck::cast_slice(q8.scales()),
+        ),
+    ));
 }
 
 /// Indices (exact columns or rows) and their f32 values, run after run.
@@ -566,5 +666,24 @@ impl View for Packed {
 
     fn data_len(&self) -> usize {
         self.data.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_refined;
+
+    #[test]
+    fn only_the_first_layers_projections_are_refined() {
+        assert!(is_refined("model.layers.0.mlp.down_proj.weight"));
+        assert!(is_refined("layers.0.self_attn.q_proj.weight"));
+        for name in [
+            "model.layers.1.mlp.up_proj.weight",
+            "model.layers.10.self_attn.o_proj.weight",
+            "model.layers.x.mlp.up_proj.weight",
+            "model.embed_tokens.weight",
+        ] {
+            assert!(!is_refined(name), "{name}");
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! A linear layer in the encoder's precision: candle's dense product, or 8-bit blocks
 //! (weights quantized at load or mapped from a packed file, activations at each call).
 
-use super::packed::PackedWeights;
+use super::packed::{is_refined, PackedWeights, Q8Projection};
 use super::precision::Precision;
 use super::silu::silu_times;
-use crate::quant::{Activations, ExactColumns, ExactRows, Kernel, Q8Rows, Rotation, WeightColumns};
+use crate::quant::{Activations, Kernel, Rotation, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 use rayon::prelude::*;
@@ -36,16 +36,13 @@ pub enum Projection {
     Dense(Linear),
     /// 8-bit blocks on the CPU.
     Q8 {
-        weights: Q8Rows,
+        /// The weights, the columns and rows they keep in f32, and their refinement
+        /// (boxed: the variant stays near `Dense`'s size).
+        parts: Box<Q8Projection>,
         /// The weights again, column by column, where inputs have many outliers.
         columns: Option<WeightColumns>,
-        /// Input columns multiplied in f32 against exact weights (boxed: most
-        /// projections keep none, and the variant stays near `Dense`'s size).
-        exact: Box<ExactColumns>,
         /// Inputs rotated before they are quantized (the weights were, before theirs).
         rotation: Option<Rotation>,
-        /// Output channels computed in f32 (boxed, as `exact`).
-        exact_rows: Box<ExactRows>,
         bias: Option<Vec<f32>>,
         kernel: Kernel,
     },
@@ -68,7 +65,7 @@ impl Projection {
 
     /// Loads `vb`'s `weight` (`[out, in]`, no bias) of a projection that writes the
     /// residual stream: in q8 its output channels `exact_rows` (ascending; the large
-    /// gains of the norm that reads the stream next) are computed in f32 ([`ExactRows`]).
+    /// gains of the norm that reads the stream next) are computed in f32 ([`crate::quant::ExactRows`]).
     pub fn load_residual(
         in_dim: usize,
         out_dim: usize,
@@ -134,35 +131,27 @@ impl Projection {
             false => None,
         };
         let weight = format!("{}.weight", vb.prefix());
-        let packed = linears
-            .packed
-            .as_ref()
-            .and_then(|packed| packed.q8(&weight, out_dim, in_dim, exact, rotation, exact_rows));
-        let (weights, exact, exact_rows) = match packed {
-            Some(mapped) => {
-                let (weights, exact, rows) = mapped.map_err(candle_core::Error::wrap)?;
-                (weights, Box::new(exact), Box::new(rows))
-            }
+        let refined = is_refined(&weight);
+        let packed = linears.packed.as_ref().and_then(|packed| {
+            packed.q8(
+                &weight, out_dim, in_dim, exact, rotation, exact_rows, refined,
+            )
+        });
+        let loaded = match packed {
+            Some(mapped) => mapped.map_err(candle_core::Error::wrap)?,
             None => {
                 let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
                 let mut values = dense.flatten_all()?.to_vec1::<f32>()?;
                 if let Some(rotation) = rotation {
                     rotation.rotate_rows(&mut values, in_dim, kernel);
                 }
-                (
-                    Q8Rows::quantize(&values, out_dim, in_dim, kernel)
-                        .into_layout(kernel.weight_layout()),
-                    Box::new(ExactColumns::of_rows(&values, out_dim, in_dim, exact)),
-                    Box::new(ExactRows::of_rows(&values, out_dim, in_dim, exact_rows)),
-                )
+                Q8Projection::quantize(&values, out_dim, in_dim, exact, exact_rows, refined, kernel)
             }
         };
         Ok(Projection::Q8 {
-            weights,
+            parts: Box::new(loaded),
             columns: None,
-            exact,
             rotation,
-            exact_rows,
             bias,
             kernel,
         })
@@ -174,19 +163,15 @@ impl Projection {
     pub fn expecting_many_outliers(self) -> Self {
         match self {
             Projection::Q8 {
-                weights,
+                parts,
                 columns: None,
-                exact,
                 rotation,
-                exact_rows,
                 bias,
                 kernel,
             } => Projection::Q8 {
-                columns: Some(WeightColumns::new(&weights)),
-                weights,
-                exact,
+                columns: Some(WeightColumns::new(&parts.weights)),
+                parts,
                 rotation,
-                exact_rows,
                 bias,
                 kernel,
             },
@@ -218,8 +203,12 @@ impl Projection {
                 .collect::<Result<_>>(),
             Some(input) => {
                 let activations = input.activations();
-                let product =
-                    |p: &Projection| input.tensor(p.q8_product(&activations)?, xs, p.out_dim());
+                let errors = Self::errors_for(&projections, &activations);
+                let errors = errors.as_ref().map(|e| input.errors(e));
+                let product = |p: &Projection| {
+                    let out = p.q8_product(&activations, errors.as_ref())?;
+                    input.tensor(out, xs, p.out_dim())
+                };
                 projections
                     .iter()
                     .map(|p| product(p))
@@ -250,7 +239,12 @@ impl Projection {
         };
         let (mut gated, ups) = {
             let activations = input.activations();
-            (gate.q8_product(&activations)?, up.q8_product(&activations)?)
+            let errors = Self::errors_for(&[gate, up], &activations);
+            let errors = errors.as_ref().map(|e| input.errors(e));
+            (
+                gate.q8_product(&activations, errors.as_ref())?,
+                up.q8_product(&activations, errors.as_ref())?,
+            )
         };
         let width = up.out_dim();
         let rotation = Q8Input::rotation_of(&[down], width)?;
@@ -272,7 +266,11 @@ impl Projection {
             },
         );
         drop(ups);
-        let out = down.q8_product(&gated)?;
+        let errors = Self::errors_for(&[down], &gated);
+        let errors = errors
+            .as_ref()
+            .map(|e| Activations::new(e, input.rows, width, &[], input.kernel));
+        let out = down.q8_product(&gated, errors.as_ref())?;
         input.tensor(out, xs, down.out_dim())
     }
 
@@ -280,17 +278,30 @@ impl Projection {
     fn out_dim(&self) -> usize {
         match self {
             Projection::Dense(linear) => linear.weight().dims().first().copied().unwrap_or(0),
-            Projection::Q8 { weights, .. } => weights.rows(),
+            Projection::Q8 { parts, .. } => parts.weights.rows(),
         }
     }
 
-    /// The q8 product (bias added) of prepared activations: rows × out, row-major.
-    fn q8_product(&self, activations: &Activations) -> Result<Vec<f32>> {
+    /// `activations`' quantization errors ([`Activations::errors`]) when one of
+    /// `projections` refines its product.
+    fn errors_for(projections: &[&Projection], activations: &Activations) -> Option<Vec<f32>> {
+        let refined = projections
+            .iter()
+            .any(|p| matches!(p, Projection::Q8 { parts, .. } if parts.refinement.is_some()));
+        refined.then(|| activations.errors())
+    }
+
+    /// The q8 product (bias added) of prepared activations: rows × out, row-major;
+    /// refined ([`Activations::refined_matmul`]) with `errors`, the activations'
+    /// quantization errors prepared in turn, when this projection is.
+    fn q8_product(
+        &self,
+        activations: &Activations,
+        errors: Option<&Activations>,
+    ) -> Result<Vec<f32>> {
         let Projection::Q8 {
-            weights,
+            parts,
             columns,
-            exact,
-            exact_rows,
             bias,
             kernel,
             ..
@@ -298,7 +309,21 @@ impl Projection {
         else {
             candle_core::bail!("a dense projection has no 8-bit product");
         };
-        let mut out = activations.matmul(weights, columns.as_ref(), exact);
+        let Q8Projection {
+            weights,
+            exact,
+            exact_rows,
+            refinement,
+        } = parts.as_ref();
+        let mut out = match (refinement, errors) {
+            (None, _) => activations.matmul(weights, columns.as_ref(), exact),
+            (Some(refinement), Some(errors)) => {
+                activations.refined_matmul(errors, weights, columns.as_ref(), exact, refinement)
+            }
+            (Some(_), None) => {
+                candle_core::bail!("a refined projection needs its input's errors")
+            }
+        };
         exact_rows.overwrite(activations.values(), &mut out, weights.rows(), *kernel);
         if let Some(bias) = bias {
             for row in out.chunks_exact_mut(weights.rows().max(1)) {
@@ -312,7 +337,7 @@ impl Projection {
 
     /// Whether the weights lie in a mapped packed file.
     pub fn is_mapped(&self) -> bool {
-        matches!(self, Projection::Q8 { weights, .. } if weights.is_mapped())
+        matches!(self, Projection::Q8 { parts, .. } if parts.weights.is_mapped())
     }
 }
 
@@ -369,9 +394,9 @@ impl Q8Input {
 
     /// Fails unless `projection` takes inputs of `width` values.
     fn check_fits(width: usize, projection: &Projection) -> Result<()> {
-        if let Projection::Q8 { weights, .. } = projection {
-            if weights.cols() != width {
-                candle_core::bail!("input width {width}, layer takes {}", weights.cols());
+        if let Projection::Q8 { parts, .. } = projection {
+            if parts.weights.cols() != width {
+                candle_core::bail!("input width {width}, layer takes {}", parts.weights.cols());
             }
         }
         Ok(())
@@ -381,7 +406,7 @@ impl Q8Input {
     /// the input is prepared once for all of them.
     fn exact_of(projections: &[&Projection]) -> Result<Vec<usize>> {
         let mut columns = projections.iter().filter_map(|p| match p {
-            Projection::Q8 { exact, .. } => Some(exact.columns()),
+            Projection::Q8 { parts, .. } => Some(parts.exact.columns()),
             Projection::Dense(_) => None,
         });
         let first = columns.next().unwrap_or(&[]);
@@ -413,6 +438,12 @@ impl Q8Input {
 
     fn activations(&self) -> Activations<'_> {
         Activations::new(&self.data, self.rows, self.width, &self.exact, self.kernel)
+    }
+
+    /// `errors` (of this input's activations) prepared for a refined product's
+    /// second term.
+    fn errors<'e>(&self, errors: &'e [f32]) -> Activations<'e> {
+        Activations::new(errors, self.rows, self.width, &[], self.kernel)
     }
 
     /// `out` (this input's rows × `n`, row-major) as a tensor shaped like `xs` with `n`

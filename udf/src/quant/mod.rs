@@ -6,6 +6,11 @@
 //! it only coarsens its own block. A product accumulates each block's 32 byte products
 //! exactly in i32 and scales the sum in f32.
 //!
+//! Where an error costs most (the first decoder layer, see the model's packing), a
+//! product is refined: weights and activations are each quantized twice, the second time
+//! their first quantization's error, and three 8-bit products are summed
+//! ([`Activations::refined_matmul`]).
+//!
 //! Kernels, chosen at run time by what the CPU has: AVX-512 VNNI (`vpdpbusd`), AVX2
 //! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
 //! every SIMD path to.
@@ -229,6 +234,40 @@ impl Q8Rows {
         for r in 0..self.rows {
             out.extend((0..self.cols).map(|c| self.value(r, c)));
         }
+        out
+    }
+
+    /// What quantizing `data` (the `rows × cols` values these rows were quantized
+    /// from) lost: `data` minus the values these rows stand for, row by row, with the
+    /// columns `zeroed(r)` of row `r` left zero (values kept exact elsewhere, not
+    /// quantized). Quantized in turn, it is the second 8-bit term of a refined product
+    /// (see [`Activations::refined_matmul`]).
+    ///
+    /// # Panics
+    /// If these rows are in panels (they are quantized in rows, then laid out), or
+    /// `data` is not `rows × cols`.
+    pub fn errors<'z>(
+        &self,
+        data: &[f32],
+        zeroed: impl Fn(usize) -> &'z [usize] + Sync,
+    ) -> Vec<f32> {
+        assert_eq!(self.layout, Layout::Rows, "errors are taken in rows");
+        assert_eq!(data.len(), self.rows * self.cols, "data is not rows x cols");
+        let cols = self.cols.max(1);
+        let mut out = data.to_vec();
+        out.par_chunks_exact_mut(cols)
+            .enumerate()
+            .for_each(|(r, row)| {
+                for (b, values) in row.chunks_mut(BLOCK).enumerate() {
+                    let (quants, scale) = self.block(r, b);
+                    for (x, &q) in values.iter_mut().zip(quants) {
+                        *x -= scale * f32::from(q);
+                    }
+                }
+                for &j in zeroed(r) {
+                    row[j] = 0.0;
+                }
+            });
         out
     }
 

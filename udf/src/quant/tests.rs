@@ -567,3 +567,89 @@ fn activations_prepared_in_place_equal_those_of_the_prepared_rows() {
         assert!(crate::test_support::same_bits(&got, &want), "{kernel:?}");
     }
 }
+
+#[test]
+fn errors_are_what_quantizing_lost_and_zero_where_values_stay_exact() {
+    let (rows, cols) = (5, 70);
+    let data = values(rows * cols, 81, 2.0);
+    let q = Q8Rows::quantize(&data, rows, cols, Kernel::Scalar);
+    let zeroed = [3, 40];
+    let errors = q.errors(&data, |r| if r == 2 { &zeroed[..] } else { &[] });
+    for r in 0..rows {
+        for c in 0..cols {
+            let (want, got) = (data[r * cols + c] - q.value(r, c), errors[r * cols + c]);
+            match r == 2 && zeroed.contains(&c) {
+                true => assert_eq!(got, 0.0, "row {r} column {c}"),
+                false => assert_eq!(got, want, "row {r} column {c}"),
+            }
+        }
+    }
+}
+
+/// The parts of a refined product of `x` (`m × k`, with `columns` kept exact) and `wf`
+/// (`n × k`) for `kernel`: its refined and its plain product.
+fn refined_and_plain(
+    x: &[f32],
+    wf: &[f32],
+    (m, n, k): (usize, usize, usize),
+    columns: &[usize],
+    kernel: Kernel,
+) -> (Vec<f32>, Vec<f32>) {
+    let w = Q8Rows::quantize(wf, n, k, kernel);
+    let refinement = Q8Rows::quantize(&w.errors(wf, |_| columns), n, k, kernel)
+        .into_layout(kernel.weight_layout());
+    let w = w.into_layout(kernel.weight_layout());
+    let exact = ExactColumns::of_rows(wf, n, k, columns);
+    let activations = Activations::new(x, m, k, columns, kernel);
+    let errors = activations.errors();
+    let errors = Activations::new(&errors, m, k, &[], kernel);
+    (
+        activations.refined_matmul(&errors, &w, None, &exact, &refinement),
+        activations.matmul(&w, None, &exact),
+    )
+}
+
+#[test]
+fn refined_products_keep_only_second_order_errors() {
+    let (m, n, k) = (6, 48, 896);
+    let columns = [5, 300];
+    let mut x = rows_with_large_columns(m, k, &columns, 91);
+    x[2 * k + 17] = 80.0; // an outlier of one row, multiplied in f32
+    let wf = values(n * k, 92, 0.05);
+    let want = exact_product(&x, &wf, m, n, k);
+    let error = |got: &[f32]| -> f64 {
+        let diff: f64 = got
+            .iter()
+            .zip(&want)
+            .map(|(g, e)| (f64::from(*g) - e).powi(2))
+            .sum();
+        (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
+    };
+    for kernel in Kernel::available() {
+        let (refined, plain) = refined_and_plain(&x, &wf, (m, n, k), &columns, kernel);
+        let (refined, plain) = (error(&refined), error(&plain));
+        // Measured 1.7e-5 against 4.0e-3 (234 times less) with every kernel: what is
+        // left is the product of two quantization errors and f32's own rounding.
+        assert!(
+            refined * 100.0 < plain,
+            "{kernel:?}: {refined} refined vs {plain}"
+        );
+    }
+}
+
+#[test]
+fn a_refined_row_gives_alone_what_it_gives_in_a_batch() {
+    let (m, n, k) = (5, 40, 320);
+    let columns = [11];
+    let mut x = rows_with_large_columns(m, k, &columns, 93);
+    x[3 * k + 200] = -70.0;
+    let wf = values(n * k, 94, 0.05);
+    for kernel in Kernel::available() {
+        let (batch, _) = refined_and_plain(&x, &wf, (m, n, k), &columns, kernel);
+        for r in 0..m {
+            let row = &x[r * k..(r + 1) * k];
+            let (alone, _) = refined_and_plain(row, &wf, (1, n, k), &columns, kernel);
+            assert_eq!(alone, batch[r * n..(r + 1) * n], "{kernel:?} row {r}");
+        }
+    }
+}
