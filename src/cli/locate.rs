@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context, Result};
 use lancet::engine::cache::{default_cache_dir, default_weights_dir, EmbeddingCache};
 use lancet::engine::ingest::{changed_files, Freshness, IngestOptions, WalkOptions};
 use lancet::engine::{ChunkTable, Database, DatabaseOptions, DbLocation, DEFAULT_DB_DIR};
-use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, QwenEncoder};
+use lancet::udf::{DeviceSpec, Encoder, EncoderOptions, Precision, QwenEncoder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,11 +98,48 @@ pub fn load_encoder(args: &Args, options: EncoderOptions) -> Result<Arc<dyn Enco
         .with_context(|| format!("loading model `{}`", args.model))
 }
 
+/// `--precision`: one, or `auto` ([`Precision::for_this_machine`] on `--device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionArg {
+    Auto,
+    Chosen(Precision),
+}
+
+impl std::str::FromStr for PrecisionArg {
+    type Err = lancet::udf::Error;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim().eq_ignore_ascii_case("auto") {
+            true => Ok(PrecisionArg::Auto),
+            false => s.parse().map(PrecisionArg::Chosen).map_err(|_| {
+                lancet::udf::Error::Model(format!(
+                    "unknown precision `{}`: use auto, f32 or q8",
+                    s.trim()
+                ))
+            }),
+        }
+    }
+}
+
+/// The precision the flags ask for: `auto` is q8 or f32 by what the CPU has, on the CPU.
+pub fn precision(args: &Args) -> Precision {
+    match args.precision {
+        PrecisionArg::Chosen(precision) => precision,
+        PrecisionArg::Auto => {
+            let on_cpu = matches!(
+                DeviceSpec::parse_list(&args.device).as_deref(),
+                Ok([DeviceSpec::Cpu])
+            );
+            Precision::for_this_machine(on_cpu)
+        }
+    }
+}
+
 /// `options` with what the global flags say: `--precision`, and the folder of packed
 /// q8 weights (none with `--no-cache`).
 pub fn encoder_options(args: &Args, options: EncoderOptions) -> EncoderOptions {
     EncoderOptions {
-        precision: args.precision,
+        precision: precision(args),
         weights_cache: if args.no_cache {
             None
         } else {

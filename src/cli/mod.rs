@@ -33,6 +33,7 @@ mod watch;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use locate::PrecisionArg;
 
 use std::path::PathBuf;
 
@@ -69,10 +70,11 @@ pub struct Args {
     /// Device for the model: cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
-    /// Arithmetic of the model's linear layers: f32, or q8 (8-bit blocks, CPU only;
-    /// interchangeable with f32 for searching).
-    #[arg(long, global = true, env = "LANCET_PRECISION", default_value = "f32")]
-    pub precision: lancet::udf::Precision,
+    /// Arithmetic of the model's linear layers: f32, q8 (8-bit blocks, CPU only;
+    /// interchangeable with f32 for searching), or auto (q8 on a CPU with AVX-512 VNNI,
+    /// else f32).
+    #[arg(long, global = true, env = "LANCET_PRECISION", default_value = "auto")]
+    pub precision: PrecisionArg,
     /// Table name.
     #[arg(long, global = true, default_value = lancet::engine::DEFAULT_TABLE)]
     pub table: String,

@@ -159,7 +159,17 @@ fn lancet_cache_shows_each_model_and_prunes_to_a_size() {
         repo.to_str().unwrap(),
     );
     json(&lancet(
-        &["--model", m, "--cache-dir", c, "index", r, "--json"],
+        &[
+            "--model",
+            m,
+            "--precision",
+            "f32",
+            "--cache-dir",
+            c,
+            "index",
+            r,
+            "--json",
+        ],
         work.path(),
     ));
     let shown = json(&lancet(&["--cache-dir", c, "cache", "--json"], work.path()));

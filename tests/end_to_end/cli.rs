@@ -742,7 +742,10 @@ fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
         "src/parse.rs",
         "/// split on commas\npub fn parse() {}\n",
     );
-    let out = lancet(&["--model", m, "index", r], work.path());
+    let out = lancet(
+        &["--model", m, "--precision", "f32", "index", r],
+        work.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = lancet(&["status", "--json"], &repo);
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -785,12 +788,27 @@ fn q8_and_f32_are_interchangeable_for_indexing_and_searching() {
     let unpacked: Vec<f32> = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     assert_eq!(unpacked, q8);
     assert!(!weights.exists());
+    // No `--precision`, or `auto`: q8 where this CPU runs the AVX-512 VNNI kernel, else
+    // f32.
+    let expected = match lancet::udf::Precision::for_this_machine(true) {
+        lancet::udf::Precision::Q8 => &q8,
+        lancet::udf::Precision::F32 => &exact,
+    };
+    for args in [
+        &["--model", m, "embed", "fn main() {}"][..],
+        &["--model", m, "--precision", "auto", "embed", "fn main() {}"],
+    ] {
+        let out = lancet(args, work.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got: Vec<f32> = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+        assert_eq!(&got, expected, "{args:?}");
+    }
     let out = lancet(
         &["--model", m, "--precision", "q4", "embed", "x"],
         work.path(),
     );
     assert!(
-        !out.status.success() && stderr(&out).contains("f32 or q8"),
+        !out.status.success() && stderr(&out).contains("auto, f32 or q8"),
         "{}",
         stderr(&out)
     );

@@ -30,6 +30,18 @@ impl Precision {
     pub fn kernel() -> Kernel {
         Kernel::detect()
     }
+
+    /// What to run when no precision is asked for, on a CPU (`on_cpu`) or a GPU: q8
+    /// where this CPU's q8 kernel is AVX-512 VNNI (there ~4x f32's documents per second
+    /// and a sixth of its query latency, within q8's fidelity bounds: BENCHMARKS
+    /// "Refining the first layer"), f32 elsewhere (AVX2 alone runs q8 at half f32's
+    /// speed; GPUs run bf16).
+    pub fn for_this_machine(on_cpu: bool) -> Precision {
+        match on_cpu && Self::kernel() == Kernel::Avx512Vnni {
+            true => Precision::Q8,
+            false => Precision::F32,
+        }
+    }
 }
 
 impl fmt::Display for Precision {
@@ -49,5 +61,18 @@ impl FromStr for Precision {
                 "unknown precision `{other}`: use f32 or q8"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Precision;
+    use crate::quant::Kernel;
+
+    #[test]
+    fn a_gpu_runs_f32_and_a_cpu_q8_only_with_the_vnni_kernel() {
+        assert_eq!(Precision::for_this_machine(false), Precision::F32);
+        let vnni = Precision::kernel() == Kernel::Avx512Vnni;
+        assert_eq!(Precision::for_this_machine(true) == Precision::Q8, vnni);
     }
 }
