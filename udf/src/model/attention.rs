@@ -294,7 +294,7 @@ fn attend(
             match kernel {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: chosen only where the CPU has AVX2 and FMA (`Kernel::available`).
-                Kernel::Avx2 => unsafe { task.run_avx2() },
+                Kernel::Avx2 | Kernel::AvxVnni => unsafe { task.run_avx2() },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
                 Kernel::Avx512Vnni => unsafe { task.run_avx512() },

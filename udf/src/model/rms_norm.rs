@@ -95,7 +95,7 @@ fn row_on(row: &[f32], gain: &[f32], eps: f32, out: &mut [MaybeUninit<f32>], ker
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-        Kernel::Avx2 => unsafe { avx2(row, gain, eps, out) },
+        Kernel::Avx2 | Kernel::AvxVnni => unsafe { avx2(row, gain, eps, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
         Kernel::Avx512Vnni => unsafe { avx512(row, gain, eps, out) },

@@ -34,7 +34,7 @@ pub(super) fn silu_times(gated: &mut [f32], ups: &[f32], kernel: Kernel) {
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-        Kernel::Avx2 => unsafe { run_avx2(gated, ups) },
+        Kernel::Avx2 | Kernel::AvxVnni => unsafe { run_avx2(gated, ups) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
         Kernel::Avx512Vnni => unsafe { run_avx512(gated, ups) },

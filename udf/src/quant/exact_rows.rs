@@ -100,7 +100,7 @@ impl ExactRows {
         match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-            Kernel::Avx2 => unsafe { avx2(self, x, out, n) },
+            Kernel::Avx2 | Kernel::AvxVnni => unsafe { avx2(self, x, out, n) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
             Kernel::Avx512Vnni => unsafe { avx512(self, x, out, n) },

@@ -473,7 +473,7 @@ fn add_products_by_column(
         .for_each(|((out, x), row)| match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-            Kernel::Avx2 => unsafe { add_row_avx2(out, x, row, columns, exact) },
+            Kernel::Avx2 | Kernel::AvxVnni => unsafe { add_row_avx2(out, x, row, columns, exact) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
             Kernel::Avx512Vnni => unsafe { add_row_avx512(out, x, row, columns, exact) },
@@ -507,7 +507,7 @@ fn outlier_sums(terms: &[(usize, f32)], weights: &[f32], kernel: Kernel) -> [f32
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: these kernels are only chosen where the CPU has AVX2 (`available`).
-        Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { sums_avx2(terms, weights) },
+        Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => unsafe { sums_avx2(terms, weights) },
         _ => sums(terms, weights),
     }
 }
@@ -537,7 +537,7 @@ pub(super) fn outliers_of_row_on(row: &[f32], kernel: Kernel) -> Vec<usize> {
     match kernel {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-        Kernel::Avx2 => unsafe { avx2(row) },
+        Kernel::Avx2 | Kernel::AvxVnni => unsafe { avx2(row) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only where the CPU has AVX-512 F (`Kernel::available`).
         Kernel::Avx512Vnni => unsafe { avx512(row) },

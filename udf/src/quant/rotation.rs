@@ -64,7 +64,9 @@ impl Rotation {
             match kernel {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: chosen only where the CPU has AVX2 (`Kernel::available`).
-                Kernel::Avx2 | Kernel::Avx512Vnni => unsafe { x86::hadamard_avx2(block, scale) },
+                Kernel::Avx2 | Kernel::AvxVnni | Kernel::Avx512Vnni => unsafe {
+                    x86::hadamard_avx2(block, scale)
+                },
                 _ => hadamard(block, scale),
             }
         }
