@@ -71,8 +71,8 @@ pub struct Args {
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
     /// Arithmetic of the model's linear layers: f32, q8 (8-bit blocks, CPU only;
-    /// interchangeable with f32 for searching), or auto (q8 on a CPU with AVX-512 VNNI,
-    /// else f32).
+    /// interchangeable with f32 for searching), or auto (q8 on a CPU with AVX-512 VNNI
+    /// or AVX-VNNI, else f32).
     #[arg(long, global = true, env = "LANCET_PRECISION", default_value = "auto")]
     pub precision: PrecisionArg,
     /// Table name.

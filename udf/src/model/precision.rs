@@ -32,12 +32,12 @@ impl Precision {
     }
 
     /// What to run when no precision is asked for, on a CPU (`on_cpu`) or a GPU: q8
-    /// where this CPU's q8 kernel is AVX-512 VNNI (there ~4x f32's documents per second
-    /// and a sixth of its query latency, within q8's fidelity bounds: BENCHMARKS
-    /// "Refining the first layer"), f32 elsewhere (AVX2 alone runs q8 at half f32's
-    /// speed; GPUs run bf16).
+    /// where this CPU's q8 kernel is a VNNI one (AVX-512 VNNI: ~4x f32's documents per
+    /// second and a sixth of its query latency; AVX-VNNI: ~2.5x and a quarter; within
+    /// q8's fidelity bounds: BENCHMARKS "Refining the first layer" and "AVX-VNNI"), f32
+    /// elsewhere (AVX2 alone runs q8 at 0.5-0.8x f32's speed; GPUs run bf16).
     pub fn for_this_machine(on_cpu: bool) -> Precision {
-        match on_cpu && Self::kernel() == Kernel::Avx512Vnni {
+        match on_cpu && matches!(Self::kernel(), Kernel::AvxVnni | Kernel::Avx512Vnni) {
             true => Precision::Q8,
             false => Precision::F32,
         }
@@ -70,9 +70,9 @@ mod tests {
     use crate::quant::Kernel;
 
     #[test]
-    fn a_gpu_runs_f32_and_a_cpu_q8_only_with_the_vnni_kernel() {
+    fn a_gpu_runs_f32_and_a_cpu_q8_only_with_a_vnni_kernel() {
         assert_eq!(Precision::for_this_machine(false), Precision::F32);
-        let vnni = Precision::kernel() == Kernel::Avx512Vnni;
+        let vnni = matches!(Precision::kernel(), Kernel::AvxVnni | Kernel::Avx512Vnni);
         assert_eq!(Precision::for_this_machine(true) == Precision::Q8, vnni);
     }
 }

@@ -15,6 +15,8 @@
 //! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
 //! every SIMD path to.
 
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni;
 mod exact_rows;
 mod outliers;
 mod panel;
@@ -359,8 +361,8 @@ pub enum Kernel {
     /// AVX2 and FMA (x86-64).
     Avx2,
     /// AVX-VNNI (`vpdpbusd` on 256-bit vectors) with AVX2 and FMA: Intel Alder Lake and
-    /// later client cores, AMD Zen 5; the AVX2 kernel with one instruction per 32 byte
-    /// products instead of two.
+    /// later client cores, AMD Zen 5; the AVX-512 VNNI kernel's panels on half-width
+    /// vectors.
     AvxVnni,
     /// AVX-512 VNNI, with AVX2 and FMA for quantizing (x86-64: Ice Lake and later Xeons,
     /// AMD Zen 4 and later).
@@ -368,9 +370,35 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU runs.
+    /// The fastest kernel this CPU runs, or the one `LANCET_KERNEL` names (`scalar`,
+    /// `avx2`, `avx-vnni`, `avx512-vnni`) when this CPU runs it: to compare kernels in
+    /// one model, or to rule one out.
     pub fn detect() -> Kernel {
-        Kernel::available().pop().unwrap_or(Kernel::Scalar)
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let available = Kernel::available();
+            let fastest = available.last().copied().unwrap_or(Kernel::Scalar);
+            let Ok(name) = std::env::var("LANCET_KERNEL") else {
+                return fastest;
+            };
+            match available.into_iter().find(|k| k.name() == name.trim()) {
+                Some(kernel) => kernel,
+                None => {
+                    tracing::warn!("LANCET_KERNEL={name}: not a kernel this CPU runs");
+                    fastest
+                }
+            }
+        })
+    }
+
+    /// The name `LANCET_KERNEL` gives this kernel.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::AvxVnni => "avx-vnni",
+            Kernel::Avx512Vnni => "avx512-vnni",
+        }
     }
 
     /// Every kernel this CPU runs, slowest first: the scalar one, then each SIMD one.
@@ -401,7 +429,7 @@ impl Kernel {
     /// kept in for it.
     pub fn weight_layout(self) -> Layout {
         match self {
-            Kernel::Avx512Vnni => Layout::Panels,
+            Kernel::AvxVnni | Kernel::Avx512Vnni => Layout::Panels,
             _ => Layout::Rows,
         }
     }
@@ -410,7 +438,7 @@ impl Kernel {
     fn channels_per_task(self) -> usize {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Vnni => vnni::CHANNELS_PER_TASK,
+            Kernel::AvxVnni | Kernel::Avx512Vnni => panel::CHANNELS,
             _ => 16,
         }
     }
@@ -446,7 +474,7 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
     assert_eq!(a.layout, Layout::Rows, "activations are in rows");
     assert!(
-        w.layout == Layout::Rows || kernel == Kernel::Avx512Vnni,
+        w.layout == Layout::Rows || kernel.weight_layout() == Layout::Panels,
         "{kernel:?} reads weights in rows"
     );
     let (m, n) = (a.rows, w.rows);
@@ -455,9 +483,9 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     let shared = SharedOut(out.as_mut_ptr());
     #[cfg(target_arch = "x86_64")]
     let starts = match kernel {
-        // SAFETY: this kernel is chosen only where the CPU has AVX2 and AVX-512 F, BW and
-        // VNNI (`Kernel::available`).
-        Kernel::Avx512Vnni => unsafe { vnni::start_sums(a) },
+        // SAFETY: these kernels are chosen only where the CPU has AVX2
+        // (`Kernel::available`).
+        Kernel::AvxVnni | Kernel::Avx512Vnni => unsafe { vnni::start_sums(a) },
         _ => Vec::new(),
     };
     let per_task = kernel.channels_per_task();
@@ -469,16 +497,19 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
             unsafe { vnni::channels(a, &starts, w, first, channels, &shared) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::AvxVnni {
+            // SAFETY: chosen only where the CPU has AVX2, FMA and AVX-VNNI
+            // (`Kernel::available`); as above for the channels.
+            unsafe { avx_vnni::channels(a, &starts, w, first, channels, &shared) };
+            return;
+        }
         // The task's channels, channel-major, then into their columns of `out`.
         let mut local = vec![0f32; channels * m];
         match kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: chosen only where the CPU has AVX2 and FMA (`Kernel::available`).
             Kernel::Avx2 => unsafe { x86::channels(a, w, first, channels, &mut local) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: chosen only where the CPU has AVX2, FMA and AVX-VNNI
-            // (`Kernel::available`).
-            Kernel::AvxVnni => unsafe { x86::channels_vnni(a, w, first, channels, &mut local) },
             _ => scalar::channels(a, w, first, channels, &mut local),
         }
         for (c, column) in local.chunks_exact(m.max(1)).enumerate() {

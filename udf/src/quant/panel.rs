@@ -7,7 +7,7 @@
 //! Weights kept in this order at load (or mapped so from a packed file) spare every
 //! product rearranging them; a matrix in row order is rearranged one panel at a time.
 
-use super::{Q8Rows, BLOCK};
+use super::{Layout, Q8Rows, BLOCK};
 
 /// Output channels per panel.
 pub const CHANNELS: usize = 32;
@@ -66,6 +66,36 @@ pub fn fill(w: &Q8Rows, first: usize, channels: usize, bytes: &mut [i8], scales:
                 }
             }
             scales[scale_at(lane, b)] = weight_scales[c * blocks + b];
+        }
+    }
+}
+
+/// One task's panel: borrowed from weights kept in panels, or built from rows.
+pub struct Panel<'a> {
+    pub bytes: std::borrow::Cow<'a, [i8]>,
+    pub scales: std::borrow::Cow<'a, [f32]>,
+}
+
+impl<'a> Panel<'a> {
+    /// Channels `first..first + channels` of `w` (`first` a multiple of [`CHANNELS`]).
+    pub fn of(w: &'a Q8Rows, first: usize, channels: usize) -> Self {
+        let (bytes, scales) = (bytes_len(w.blocks), scales_len(w.blocks));
+        match w.layout {
+            Layout::Panels => {
+                let p = first / CHANNELS;
+                Panel {
+                    bytes: w.quants()[p * bytes..(p + 1) * bytes].into(),
+                    scales: w.scales()[p * scales..(p + 1) * scales].into(),
+                }
+            }
+            Layout::Rows => {
+                let (mut bytes, mut scales) = (empty(w.blocks), vec![0f32; scales]);
+                fill(w, first, channels, &mut bytes, &mut scales);
+                Panel {
+                    bytes: bytes.into(),
+                    scales: scales.into(),
+                }
+            }
         }
     }
 }

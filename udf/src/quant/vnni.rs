@@ -11,7 +11,8 @@
 //! sign bit flipped), and each sum starts at `-128 · Σ a` over the block, so it ends at
 //! `Σ a·w` exactly.
 
-use super::{panel, Layout, Q8Rows, SharedOut, BLOCK};
+use super::panel::{self, Panel};
+use super::{Q8Rows, SharedOut, BLOCK};
 use std::arch::x86_64::*;
 
 /// Channels per register.
@@ -48,35 +49,6 @@ pub unsafe fn start_sums(a: &Q8Rows) -> Vec<i32> {
         starts.push(-128 * (unsigned as i32 - 128 * BLOCK as i32));
     }
     starts
-}
-
-/// One task's panel: borrowed from weights kept in panels, or built from rows.
-struct Panel<'a> {
-    bytes: std::borrow::Cow<'a, [i8]>,
-    scales: std::borrow::Cow<'a, [f32]>,
-}
-
-impl<'a> Panel<'a> {
-    fn of(w: &'a Q8Rows, first: usize, channels: usize) -> Self {
-        let (bytes, scales) = (panel::bytes_len(w.blocks), panel::scales_len(w.blocks));
-        match w.layout {
-            Layout::Panels => {
-                let p = first / CHANNELS_PER_TASK;
-                Panel {
-                    bytes: w.quants()[p * bytes..(p + 1) * bytes].into(),
-                    scales: w.scales()[p * scales..(p + 1) * scales].into(),
-                }
-            }
-            Layout::Rows => {
-                let (mut bytes, mut scales) = (panel::empty(w.blocks), vec![0f32; scales]);
-                panel::fill(w, first, channels, &mut bytes, &mut scales);
-                Panel {
-                    bytes: bytes.into(),
-                    scales: scales.into(),
-                }
-            }
-        }
-    }
 }
 
 /// Output channels `first..first + channels` of `a · wᵀ` into their columns of `out`

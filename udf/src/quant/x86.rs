@@ -47,123 +47,30 @@ pub unsafe fn quantize_block(block: &[f32; BLOCK], out: &mut [i8; BLOCK]) -> f32
     amax / 127.0
 }
 
-/// The products of 32 bytes summed in fours: `abs` (|a| as unsigned bytes) times `signed`
-/// (w carrying a's sign), as eight i32 lanes. Each pair of products sums to at most
-/// 2·127·127, inside `vpmaddubsw`'s i16, so both give the exact sums.
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn dot_avx2(abs: __m256i, signed: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(abs, signed), _mm256_set1_epi16(1))
-}
-
-/// [`dot_avx2`] in one AVX-VNNI instruction.
-#[target_feature(enable = "avx2,avxvnni")]
-#[inline]
-unsafe fn dot_vnni(abs: __m256i, signed: __m256i) -> __m256i {
-    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), abs, signed)
-}
-
-/// The tiled kernel, `$channels` and `$tile` compiled for `$features` with `$dot` as
-/// its byte dot product: one text for AVX2 and AVX-VNNI, whose instructions can only be
-/// used in functions compiled for them.
-macro_rules! tiled_kernel {
-    ($channels:ident, $tile:ident, $features:literal, $dot:ident, $needs:literal) => {
-        /// As [`super::scalar::channels`]: tiles of four tokens by two channels, then the
-        /// edges.
-        ///
-        /// # Safety
-        #[doc = $needs]
-        #[target_feature(enable = $features)]
-        pub unsafe fn $channels(
-            a: &Q8Rows,
-            w: &Q8Rows,
-            first: usize,
-            channels: usize,
-            out: &mut [f32],
-        ) {
-            let m = a.rows;
-            let mut c = 0;
-            while c < channels {
-                let wide = if channels - c >= 2 { 2 } else { 1 };
-                let mut r = 0;
-                while r < m {
-                    let tall = if m - r >= 4 { 4 } else { 1 };
-                    match (tall, wide) {
-                        (4, 2) => store($tile::<4, 2>(a, r, w, first + c), r, c, m, out),
-                        (4, _) => store($tile::<4, 1>(a, r, w, first + c), r, c, m, out),
-                        (_, 2) => store($tile::<1, 2>(a, r, w, first + c), r, c, m, out),
-                        _ => store($tile::<1, 1>(a, r, w, first + c), r, c, m, out),
-                    }
-                    r += tall;
-                }
-                c += wide;
+/// As [`super::scalar::channels`]: tiles of four tokens by two channels, then the edges.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn channels(a: &Q8Rows, w: &Q8Rows, first: usize, channels: usize, out: &mut [f32]) {
+    let m = a.rows;
+    let mut c = 0;
+    while c < channels {
+        let wide = if channels - c >= 2 { 2 } else { 1 };
+        let mut r = 0;
+        while r < m {
+            let tall = if m - r >= 4 { 4 } else { 1 };
+            match (tall, wide) {
+                (4, 2) => store(tile::<4, 2>(a, r, w, first + c), r, c, m, out),
+                (4, _) => store(tile::<4, 1>(a, r, w, first + c), r, c, m, out),
+                (_, 2) => store(tile::<1, 2>(a, r, w, first + c), r, c, m, out),
+                _ => store(tile::<1, 1>(a, r, w, first + c), r, c, m, out),
             }
+            r += tall;
         }
-
-        /// Rows `r..r + R` of `a` against channels `c..c + C` of `w`.
-        ///
-        /// # Safety
-        /// As the kernel's; `r + R <= a.rows`, `c + C <= w.rows`, and `a` and `w` have
-        /// as many blocks per row.
-        #[target_feature(enable = $features)]
-        #[inline]
-        unsafe fn $tile<const R: usize, const C: usize>(
-            a: &Q8Rows,
-            r: usize,
-            w: &Q8Rows,
-            c: usize,
-        ) -> [[f32; C]; R] {
-            let mut acc = [[_mm256_setzero_ps(); C]; R];
-            let blocks = a.blocks;
-            // Rows r..r + R and channels c..c + C exist (the caller's loops), so every
-            // block read below lies inside the two matrices.
-            let a_quants = a.quants().as_ptr().add(r * blocks * BLOCK);
-            let a_scales = a.scales().as_ptr().add(r * blocks);
-            let w_quants = w.quants().as_ptr().add(c * blocks * BLOCK);
-            let w_scales = w.scales().as_ptr().add(c * blocks);
-            for b in 0..blocks {
-                let mut wq = [_mm256_setzero_si256(); C];
-                let mut wd = [0f32; C];
-                for j in 0..C {
-                    wq[j] = _mm256_loadu_si256(w_quants.add((j * blocks + b) * BLOCK).cast());
-                    wd[j] = *w_scales.add(j * blocks + b);
-                }
-                for (i, acc_row) in acc.iter_mut().enumerate() {
-                    let qa = _mm256_loadu_si256(a_quants.add((i * blocks + b) * BLOCK).cast());
-                    let da = *a_scales.add(i * blocks + b);
-                    let abs = _mm256_sign_epi8(qa, qa);
-                    for j in 0..C {
-                        let quads = $dot(abs, _mm256_sign_epi8(wq[j], qa));
-                        let scale = _mm256_set1_ps(da * wd[j]);
-                        acc_row[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quads), scale, acc_row[j]);
-                    }
-                }
-            }
-            let mut sums = [[0f32; C]; R];
-            for (sum_row, acc_row) in sums.iter_mut().zip(&acc) {
-                for (sum, v) in sum_row.iter_mut().zip(acc_row) {
-                    *sum = horizontal_sum(*v);
-                }
-            }
-            sums
-        }
-    };
+        c += wide;
+    }
 }
-
-tiled_kernel!(
-    channels,
-    tile,
-    "avx2,fma",
-    dot_avx2,
-    "The CPU must have AVX2 and FMA."
-);
-tiled_kernel!(
-    channels_vnni,
-    tile_vnni,
-    "avx2,fma,avxvnni",
-    dot_vnni,
-    "The CPU must have AVX2, FMA and AVX-VNNI."
-);
 
 fn store<const R: usize, const C: usize>(
     sums: [[f32; C]; R],
@@ -177,6 +84,59 @@ fn store<const R: usize, const C: usize>(
             out[(c + j) * m + r + i] = sum;
         }
     }
+}
+
+/// Rows `r..r + R` of `a` against channels `c..c + C` of `w`.
+///
+/// # Safety
+/// AVX2 and FMA; `r + R <= a.rows`, `c + C <= w.rows`, and `a` and `w` have as many
+/// blocks per row.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile<const R: usize, const C: usize>(
+    a: &Q8Rows,
+    r: usize,
+    w: &Q8Rows,
+    c: usize,
+) -> [[f32; C]; R] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    let blocks = a.blocks;
+    // Rows r..r + R and channels c..c + C exist (the caller's loops), so every block
+    // read below lies inside the two matrices.
+    let a_quants = a.quants().as_ptr().add(r * blocks * BLOCK);
+    let a_scales = a.scales().as_ptr().add(r * blocks);
+    let w_quants = w.quants().as_ptr().add(c * blocks * BLOCK);
+    let w_scales = w.scales().as_ptr().add(c * blocks);
+    for b in 0..blocks {
+        let mut wq = [_mm256_setzero_si256(); C];
+        let mut wd = [0f32; C];
+        for j in 0..C {
+            wq[j] = _mm256_loadu_si256(w_quants.add((j * blocks + b) * BLOCK).cast());
+            wd[j] = *w_scales.add(j * blocks + b);
+        }
+        for (i, acc_row) in acc.iter_mut().enumerate() {
+            let qa = _mm256_loadu_si256(a_quants.add((i * blocks + b) * BLOCK).cast());
+            let da = *a_scales.add(i * blocks + b);
+            // |a| as unsigned bytes, and w carrying a's sign: the products are a·w, and
+            // each pair sums to at most 2·127·127, inside i16.
+            let abs = _mm256_sign_epi8(qa, qa);
+            for j in 0..C {
+                let signed = _mm256_sign_epi8(wq[j], qa);
+                let pairs = _mm256_maddubs_epi16(abs, signed);
+                let quads = _mm256_madd_epi16(pairs, ones);
+                let scale = _mm256_set1_ps(da * wd[j]);
+                acc_row[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quads), scale, acc_row[j]);
+            }
+        }
+    }
+    let mut sums = [[0f32; C]; R];
+    for (sum_row, acc_row) in sums.iter_mut().zip(&acc) {
+        for (sum, v) in sum_row.iter_mut().zip(acc_row) {
+            *sum = horizontal_sum(*v);
+        }
+    }
+    sums
 }
 
 #[target_feature(enable = "avx2,fma")]
