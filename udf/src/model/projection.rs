@@ -65,7 +65,8 @@ impl Projection {
 
     /// Loads `vb`'s `weight` (`[out, in]`, no bias) of a projection that writes the
     /// residual stream: in q8 its output channels `exact_rows` (ascending; the large
-    /// gains of the norm that reads the stream next) are computed in f32 ([`crate::quant::ExactRows`]).
+    /// gains of the norm that reads the stream next) are computed in f32
+    /// ([`crate::quant::ExactRows`]).
     pub fn load_residual(
         in_dim: usize,
         out_dim: usize,
