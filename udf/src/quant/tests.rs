@@ -108,6 +108,16 @@ fn exact_product(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64>
 }
 
 /// The product of the dequantized matrices, in f64.
+/// The norm of `got - want` relative to `want`'s.
+fn relative_error(got: &[f32], want: &[f64]) -> f64 {
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, e)| (f64::from(*g) - e).powi(2))
+        .sum();
+    (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
+}
+
 fn reference_product(a: &Q8Rows, w: &Q8Rows) -> Vec<f64> {
     let (da, dw) = (a.dequantize(), w.dequantize());
     exact_product(&da, &dw, a.rows(), w.rows(), a.cols())
@@ -204,15 +214,7 @@ fn outliers_are_multiplied_in_f32_and_keep_the_rest_precise() {
     let kernel = Kernel::detect();
     let w = Q8Rows::quantize(&wf, n, k, kernel);
     let exact = exact_product(&x, &wf, m, n, k);
-    let error = |got: &[f32]| -> f64 {
-        let diff: f64 = got
-            .iter()
-            .zip(&exact)
-            .map(|(g, e)| (f64::from(*g) - e).powi(2))
-            .sum();
-        let norm: f64 = exact.iter().map(|e| e * e).sum();
-        (diff / norm).sqrt()
-    };
+    let error = |got: &[f32]| relative_error(got, &exact);
     let decomposed = error(&matmul_f32(&x, m, k, &w, None, kernel));
     let plain = error(&matmul(&Q8Rows::quantize(&x, m, k, kernel), &w, kernel));
     assert!(decomposed < 0.01, "relative error {decomposed}");
@@ -381,14 +383,7 @@ fn exact_columns_take_the_weights_rounding_out_of_the_largest_terms() {
     let x = rows_with_large_columns(m, k, &columns, 71);
     let wf = values(n * k, 72, 0.05);
     let want = exact_product(&x, &wf, m, n, k);
-    let error = |got: &[f32]| -> f64 {
-        let diff: f64 = got
-            .iter()
-            .zip(&want)
-            .map(|(g, e)| (f64::from(*g) - e).powi(2))
-            .sum();
-        (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
-    };
+    let error = |got: &[f32]| relative_error(got, &want);
     let kernel = Kernel::detect();
     let w = Q8Rows::quantize(&wf, n, k, kernel);
     let exact = ExactColumns::of_rows(&wf, n, k, &columns);
@@ -621,14 +616,7 @@ fn refined_products_keep_only_second_order_errors() {
     x[2 * k + 17] = 80.0; // an outlier of one row, multiplied in f32
     let wf = values(n * k, 92, 0.05);
     let want = exact_product(&x, &wf, m, n, k);
-    let error = |got: &[f32]| -> f64 {
-        let diff: f64 = got
-            .iter()
-            .zip(&want)
-            .map(|(g, e)| (f64::from(*g) - e).powi(2))
-            .sum();
-        (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
-    };
+    let error = |got: &[f32]| relative_error(got, &want);
     for kernel in Kernel::available() {
         let (refined, plain) = refined_and_plain(&x, &wf, (m, n, k), &columns, kernel);
         let (refined, plain) = (error(&refined), error(&plain));

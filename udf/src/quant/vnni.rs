@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 const LANES: usize = 16;
 
 /// Channels per task: one panel, two registers wide.
-pub const CHANNELS_PER_TASK: usize = panel::CHANNELS;
+const CHANNELS_PER_TASK: usize = panel::CHANNELS;
 
 const STEPS: usize = panel::STEPS;
 
