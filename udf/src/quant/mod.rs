@@ -11,8 +11,8 @@
 //! their first quantization's error, and three 8-bit products are summed
 //! ([`Activations::refined_matmul`]).
 //!
-//! Kernels, chosen at run time by what the CPU has: AVX-512 VNNI (`vpdpbusd`), AVX2
-//! (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
+//! Kernels, chosen at run time by what the CPU has: AVX-512 VNNI (`vpdpbusd`), AVX-VNNI
+//! (the same on 256-bit vectors), AVX2 (`vpmaddubsw` + `vpmaddwd`), and a scalar one that is the reference the tests hold
 //! every SIMD path to.
 
 #[cfg(target_arch = "x86_64")]
@@ -43,8 +43,8 @@ pub const BLOCK: usize = 32;
 pub enum Layout {
     /// Row after row: what every kernel reads, and always the activations' order.
     Rows,
-    /// Weights in panels of 32 rows, as the AVX-512 VNNI kernel reads them (see
-    /// `panel`); rows padded with zeros to a whole panel.
+    /// Weights in panels of 32 rows, as the VNNI kernels (AVX-512 and AVX-VNNI) read
+    /// them (see `panel`); rows padded with zeros to a whole panel.
     Panels,
 }
 
@@ -469,7 +469,7 @@ fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) 
 /// `a · wᵀ`: for `a` of m rows and `w` of n rows (both over the same k columns), the m×n
 /// row-major product, computed on the current rayon pool.
 ///
-/// `a` is in rows; `w` in rows, or in panels for the AVX-512 VNNI kernel.
+/// `a` is in rows; `w` in rows, or in panels for the VNNI kernels.
 pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
     assert_eq!(a.layout, Layout::Rows, "activations are in rows");

@@ -1,6 +1,7 @@
-//! The order the AVX-512 VNNI kernel reads weights in: panels of 32 output channels
-//! where, for each block and each step of four values, the four values of every channel
-//! lie side by side (16 channels fill one 64-byte register), then each block's 32 scales.
+//! The order the VNNI kernels read weights in: panels of 32 output channels where, for
+//! each block and each step of four values, the four values of every channel lie side by
+//! side (16 channels fill one 64-byte AVX-512 register, 8 one AVX-VNNI register), then
+//! each block's 32 scales.
 //! Each value is kept with its sign bit flipped (`w + 128` read as unsigned), the operand
 //! `vpdpbusd` wants, so the kernel does not flip it at every product; lanes without a
 //! channel hold flipped zeros.
