@@ -1,5 +1,5 @@
-//! The 8-bit product against candle's f32 product on the encoder's shapes, one thread
-//! pool, each timed over repeated runs after a warm-up:
+//! The 8-bit product against candle's f32 product and Lancet's (`lancet_udf::dense`) on
+//! the encoder's shapes, one thread pool, each timed over repeated runs after a warm-up:
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench -p lancet-udf --bench q8_kernel -- [--tokens 64]
 //!
@@ -11,6 +11,7 @@ mod args;
 
 use args::arg;
 use candle_core::{Device, Tensor};
+use lancet_udf::dense::{self, F32Panels};
 use lancet_udf::quant::{matmul, matmul_f32, Kernel, Q8Rows};
 use std::time::Instant;
 
@@ -75,5 +76,15 @@ fn main() {
             std::hint::black_box(xt.matmul(&wt).unwrap());
         });
         println!("{name}: candle f32 {:.1} GMAC/s", rate(f32_product));
+        let panels = F32Panels::pack(&w, n, k, None);
+        for &kernel in &kernels {
+            let f32_panels = time(runs, || {
+                std::hint::black_box(dense::matmul(&x, m, &panels, kernel));
+            });
+            println!(
+                "{name}: {kernel:?} f32 panels {:.1} GMAC/s",
+                rate(f32_panels)
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 #[cfg(all(feature = "jemalloc", unix, not(target_env = "musl")))]
 pub mod allocator;
+pub mod dense;
 mod encoder;
 mod error;
 pub mod matryoshka;

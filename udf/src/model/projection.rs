@@ -1,9 +1,11 @@
-//! A linear layer in the encoder's precision: candle's dense product, or 8-bit blocks
-//! (weights quantized at load or mapped from a packed file, activations at each call).
+//! A linear layer in the encoder's precision: f32 on weights packed at load (CPUs with
+//! a SIMD kernel), candle's dense product (GPUs, other CPUs), or 8-bit blocks (weights
+//! quantized at load or mapped from a packed file, activations at each call).
 
 use super::packed::{is_refined, PackedWeights, Q8Projection};
 use super::precision::Precision;
 use super::silu::silu_times;
+use crate::dense::{self, F32Panels};
 use crate::quant::{Activations, Kernel, Rotation, WeightColumns};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
@@ -34,6 +36,12 @@ impl Linears {
 pub enum Projection {
     /// candle's product in the model's dtype.
     Dense(Linear),
+    /// f32 on the CPU, the weights and bias in panels ([`crate::dense`]).
+    F32 {
+        weights: F32Panels,
+        /// The CPU's kernel: its vector width.
+        kernel: Kernel,
+    },
     /// 8-bit blocks on the CPU.
     Q8 {
         /// The weights, the columns and rows they keep in f32, and their refinement
@@ -120,17 +128,24 @@ impl Projection {
         rotation: Option<Rotation>,
         exact_rows: &[usize],
     ) -> Result<Self> {
-        if linears.precision == Precision::F32 {
+        let kernel = Precision::kernel();
+        let on_cpu = vb.device().is_cpu();
+        if linears.precision == Precision::F32 && !(on_cpu && kernel.is_simd()) {
             return Ok(Projection::Dense(linear_b(in_dim, out_dim, bias, vb)?));
         }
-        if !vb.device().is_cpu() {
+        if !on_cpu {
             candle_core::bail!("q8 runs on the CPU: use --precision f32 on a GPU");
         }
-        let kernel = Precision::kernel();
-        let bias = match bias {
+        let bias: Option<Vec<f32>> = match bias {
             true => Some(vb.get(out_dim, "bias")?.to_dtype(DType::F32)?.to_vec1()?),
             false => None,
         };
+        if linears.precision == Precision::F32 {
+            let dense = vb.get((out_dim, in_dim), "weight")?.to_dtype(DType::F32)?;
+            let values = dense.flatten_all()?.to_vec1::<f32>()?;
+            let weights = F32Panels::pack(&values, out_dim, in_dim, bias.as_deref());
+            return Ok(Projection::F32 { weights, kernel });
+        }
         let weight = format!("{}.weight", vb.prefix());
         let refined = is_refined(&weight);
         let packed = linears.packed.as_ref().and_then(|packed| {
@@ -184,6 +199,11 @@ impl Projection {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Projection::Dense(linear) => linear.forward(xs),
+            Projection::F32 { weights, .. } => {
+                let x = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                let out = self.f32_product(&x, last_dim(xs))?;
+                shaped_like(out, xs, weights.rows())
+            }
             Projection::Q8 { .. } => {
                 let [out] = Self::forward_all([self], xs)?;
                 Ok(out)
@@ -208,7 +228,7 @@ impl Projection {
                 let errors = errors.as_ref().map(|e| input.errors(e));
                 let product = |p: &Projection| {
                     let out = p.q8_product(&activations, errors.as_ref())?;
-                    input.tensor(out, xs, p.out_dim())
+                    shaped_like(out, xs, p.out_dim())
                 };
                 projections
                     .iter()
@@ -230,6 +250,14 @@ impl Projection {
         down: &Projection,
         xs: &Tensor,
     ) -> Result<Tensor> {
+        if let Projection::F32 { kernel, .. } = gate {
+            if [up, down]
+                .iter()
+                .all(|p| matches!(p, Projection::F32 { .. }))
+            {
+                return Self::gated_f32(gate, up, down, xs, *kernel);
+            }
+        }
         let input = match Q8Input::kernel_of(&[gate, up, down]) {
             Some(_) => Q8Input::of(&[gate, up], xs)?,
             None => None,
@@ -272,13 +300,53 @@ impl Projection {
             .as_ref()
             .map(|e| Activations::new(e, input.rows, width, &[], input.kernel));
         let out = down.q8_product(&gated, errors.as_ref())?;
-        input.tensor(out, xs, down.out_dim())
+        shaped_like(out, xs, down.out_dim())
+    }
+
+    /// [`Projection::gated`] of f32 projections: silu(gate) * up in place, in parallel,
+    /// with this CPU's kernel.
+    fn gated_f32(
+        gate: &Projection,
+        up: &Projection,
+        down: &Projection,
+        xs: &Tensor,
+        kernel: Kernel,
+    ) -> Result<Tensor> {
+        let x = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let (mut gated, ups) = (
+            gate.f32_product(&x, last_dim(xs))?,
+            up.f32_product(&x, last_dim(xs))?,
+        );
+        let width = up.out_dim();
+        if gate.out_dim() != width {
+            candle_core::bail!("gate width {}, up width {width}", gate.out_dim());
+        }
+        gated
+            .par_chunks_mut(width.max(1))
+            .zip(ups.par_chunks(width.max(1)))
+            .for_each(|(gated, ups)| silu_times(gated, ups, kernel));
+        drop(ups);
+        let out = down.f32_product(&gated, width)?;
+        shaped_like(out, xs, down.out_dim())
+    }
+
+    /// The f32 product (bias added) of `x`, rows of `width` values: rows × out,
+    /// row-major. Fails unless the layer takes inputs of `width` values.
+    fn f32_product(&self, x: &[f32], width: usize) -> Result<Vec<f32>> {
+        let Projection::F32 { weights, kernel } = self else {
+            candle_core::bail!("only a packed f32 projection has an f32 product");
+        };
+        if width != weights.cols() || !x.len().is_multiple_of(width.max(1)) {
+            candle_core::bail!("input width {width}, layer takes {}", weights.cols());
+        }
+        Ok(dense::matmul(x, x.len() / width.max(1), weights, *kernel))
     }
 
     /// Output channels.
     fn out_dim(&self) -> usize {
         match self {
             Projection::Dense(linear) => linear.weight().dims().first().copied().unwrap_or(0),
+            Projection::F32 { weights, .. } => weights.rows(),
             Projection::Q8 { parts, .. } => parts.weights.rows(),
         }
     }
@@ -357,7 +425,7 @@ impl Q8Input {
     fn kernel_of(projections: &[&Projection]) -> Option<Kernel> {
         let mut kernels = projections.iter().map(|p| match p {
             Projection::Q8 { kernel, .. } => Some(*kernel),
-            Projection::Dense(_) => None,
+            Projection::Dense(_) | Projection::F32 { .. } => None,
         });
         let first = kernels.next()??;
         kernels.all(|k| k == Some(first)).then_some(first)
@@ -369,7 +437,7 @@ impl Q8Input {
         let Some(kernel) = Self::kernel_of(projections) else {
             return Ok(None);
         };
-        let width = xs.dims().last().copied().unwrap_or(0);
+        let width = last_dim(xs);
         let mut data = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         if let Some(rotation) = Self::rotation_of(projections, width)? {
             data.par_chunks_mut(width.max(1))
@@ -408,7 +476,7 @@ impl Q8Input {
     fn exact_of(projections: &[&Projection]) -> Result<Vec<usize>> {
         let mut columns = projections.iter().filter_map(|p| match p {
             Projection::Q8 { parts, .. } => Some(parts.exact.columns()),
-            Projection::Dense(_) => None,
+            Projection::Dense(_) | Projection::F32 { .. } => None,
         });
         let first = columns.next().unwrap_or(&[]);
         if columns.any(|other| other != first) {
@@ -422,7 +490,7 @@ impl Q8Input {
     fn rotation_of(projections: &[&Projection], width: usize) -> Result<Option<Rotation>> {
         let mut rotations = projections.iter().filter_map(|p| match p {
             Projection::Q8 { rotation, .. } => Some(*rotation),
-            Projection::Dense(_) => None,
+            Projection::Dense(_) | Projection::F32 { .. } => None,
         });
         let first = rotations.next().flatten();
         if rotations.any(|other| other != first) {
@@ -446,14 +514,92 @@ impl Q8Input {
     fn errors<'e>(&self, errors: &'e [f32]) -> Activations<'e> {
         Activations::new(errors, self.rows, self.width, &[], self.kernel)
     }
+}
 
-    /// `out` (this input's rows × `n`, row-major) as a tensor shaped like `xs` with `n`
-    /// last, in `xs`'s dtype.
-    fn tensor(&self, out: Vec<f32>, xs: &Tensor, n: usize) -> Result<Tensor> {
-        let mut dims = xs.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = n;
+/// The size of `xs`'s last dimension (0 for a scalar).
+fn last_dim(xs: &Tensor) -> usize {
+    xs.dims().last().copied().unwrap_or(0)
+}
+
+/// `out` (rows × `n`, row-major, one row per row of `xs`) as a tensor shaped like `xs`
+/// with `n` last, in `xs`'s dtype.
+fn shaped_like(out: Vec<f32>, xs: &Tensor, n: usize) -> Result<Tensor> {
+    let mut dims = xs.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    Tensor::from_vec(out, dims, xs.device())?.to_dtype(xs.dtype())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::values;
+    use candle_core::Device;
+
+    /// One layer as candle's product and as packed f32 with `kernel`.
+    fn both(
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+        seed: u64,
+        kernel: Kernel,
+    ) -> [Projection; 2] {
+        let w = values(outputs * inputs, seed, 0.5);
+        let b = values(outputs, seed + 1, 0.5);
+        let tensor = |v: &[f32], dims: &[usize]| Tensor::from_vec(v.to_vec(), dims, &Device::Cpu);
+        let linear = Linear::new(
+            tensor(&w, &[outputs, inputs]).unwrap(),
+            bias.then(|| tensor(&b, &[outputs]).unwrap()),
+        );
+        let packed = F32Panels::pack(&w, outputs, inputs, bias.then_some(&b[..]));
+        [
+            Projection::Dense(linear),
+            Projection::F32 {
+                weights: packed,
+                kernel,
+            },
+        ]
+    }
+
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let (a, b) = (a.flatten_all().unwrap(), b.flatten_all().unwrap());
+        let (a, b) = (a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn packed_f32_layers_give_candles_products_with_every_kernel() {
+        let xs = Tensor::from_vec(values(2 * 5 * 40, 9, 1.0), (2, 5, 40), &Device::Cpu).unwrap();
+        for kernel in Kernel::available() {
+            for bias in [false, true] {
+                let [dense, packed] = both(40, 70, bias, 3, kernel);
+                let (want, got) = (dense.forward(&xs).unwrap(), packed.forward(&xs).unwrap());
+                assert_eq!(got.dims(), &[2, 5, 70]);
+                assert!(largest_difference(&want, &got) < 1e-4, "{kernel:?}");
+            }
+            let [gate, up, down] = [
+                both(40, 96, false, 4, kernel),
+                both(40, 96, false, 5, kernel),
+                both(96, 40, false, 6, kernel),
+            ];
+            let want = Projection::gated(&gate[0], &up[0], &down[0], &xs).unwrap();
+            let got = Projection::gated(&gate[1], &up[1], &down[1], &xs).unwrap();
+            assert_eq!(got.dims(), xs.dims());
+            assert!(largest_difference(&want, &got) < 1e-4, "{kernel:?} gated");
         }
-        Tensor::from_vec(out, dims, xs.device())?.to_dtype(xs.dtype())
+    }
+
+    #[test]
+    fn a_packed_f32_layer_refuses_inputs_of_another_width() {
+        let [_, packed] = both(40, 8, true, 1, Kernel::Scalar);
+        // 40 rows of 41 values are as many values as 41 rows of 40.
+        let xs = Tensor::zeros((40, 41), DType::F32, &Device::Cpu).unwrap();
+        let error = packed.forward(&xs).unwrap_err().to_string();
+        assert!(error.contains("input width 41, layer takes 40"), "{error}");
     }
 }

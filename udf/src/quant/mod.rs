@@ -525,8 +525,9 @@ pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
     out
 }
 
-/// `out` of [`matmul`], written by every task at disjoint indices.
-struct SharedOut(*mut f32);
+/// `out` of [`matmul`] (and of the f32 products in `crate::dense`), written by every
+/// task at disjoint indices.
+pub(crate) struct SharedOut(pub(crate) *mut f32);
 
 // SAFETY: the tasks write disjoint elements, and `out` outlives them (`for_each` returns
 // only when every task has ended).

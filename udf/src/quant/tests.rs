@@ -3,25 +3,8 @@ use super::{
     large_gain_columns, matmul, matmul_f32, quantize_row, Activations, ExactColumns, Kernel,
     Layout, Q8Rows, WeightColumns, BLOCK,
 };
+use crate::test_support::values;
 use rayon::prelude::*;
-
-/// Deterministic values in about -scale..scale (xorshift), with some exact zeros.
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // 0..1
-            if state.is_multiple_of(17) {
-                0.0
-            } else {
-                (unit * 2.0 - 1.0) * scale
-            }
-        })
-        .collect()
-}
 
 fn simd_kernels() -> Vec<Kernel> {
     Kernel::available()
