@@ -32,10 +32,11 @@ impl Precision {
     }
 
     /// What to run when no precision is asked for, on a CPU (`on_cpu`) or a GPU: q8
-    /// where this CPU's q8 kernel is a VNNI one (AVX-512 VNNI: ~4x f32's documents per
-    /// second and a sixth of its query latency; AVX-VNNI: ~2.5x and a quarter; within
-    /// q8's fidelity bounds: BENCHMARKS "Refining the first layer" and "AVX-VNNI"), f32
-    /// elsewhere (AVX2 alone runs q8 at 0.5-0.8x f32's speed; GPUs run bf16).
+    /// where this CPU's q8 kernel is a VNNI one (AVX-512 VNNI: ~2.2x f32's documents per
+    /// second and ~half its query latency; AVX-VNNI: ~2.3x and ~half; within q8's
+    /// fidelity bounds: BENCHMARKS "Refining the first layer", "AVX-VNNI" and "f32 on
+    /// panels packed at load"), f32 elsewhere (AVX2 alone runs q8 at 0.5-0.8x f32's
+    /// speed; GPUs run bf16).
     pub fn for_this_machine(on_cpu: bool) -> Precision {
         match on_cpu && matches!(Self::kernel(), Kernel::AvxVnni | Kernel::Avx512Vnni) {
             true => Precision::Q8,
