@@ -7,14 +7,14 @@ use std::arch::x86_64::*;
 /// Channels per register.
 const WIDTH: usize = 8;
 
-/// Tile heights, largest first.
-pub const TILES: [usize; 4] = [6, 4, 2, 1];
+/// Rows of the tallest tile.
+pub const TALLEST: usize = 6;
 
 /// Task `t`'s channels of every row of `block`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `t` is a task of `w`, `block` holds rows of
-/// `w.cols()` values interleaved for [`TILES`], and no other thread touches task `t`'s
+/// `w.cols()` values interleaved for tiles of [`TALLEST`], and no other thread touches task `t`'s
 /// channels of these rows meanwhile.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
@@ -27,11 +27,13 @@ pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
         let masks = [mask(channels), mask(channels.saturating_sub(WIDTH))];
         let rows = w.panel(2 * t + half).as_ptr();
         let bias = w.task_bias(t).as_ptr().add(half * LANES);
-        for_tiles(block.tokens, &TILES, |r, size| {
+        for_tiles(block.tokens, TALLEST, |r, size| {
             let x = block.x.as_ptr().add(r * k);
             let sums = match size {
                 6 => tile::<6>(x, k, rows, bias),
+                5 => pad(tile::<5>(x, k, rows, bias)),
                 4 => pad(tile::<4>(x, k, rows, bias)),
+                3 => pad(tile::<3>(x, k, rows, bias)),
                 2 => pad(tile::<2>(x, k, rows, bias)),
                 _ => pad(tile::<1>(x, k, rows, bias)),
             };
@@ -55,9 +57,9 @@ unsafe fn mask(held: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(held.min(WIDTH) as i32), lane)
 }
 
-/// A shorter tile's sums in a tile of 6 (the rest unused).
+/// A shorter tile's sums in a tile of [`TALLEST`] (the rest unused).
 #[inline]
-fn pad<const T: usize>(sums: [[__m256; 2]; T]) -> [[__m256; 2]; 6] {
+fn pad<const T: usize>(sums: [[__m256; 2]; T]) -> [[__m256; 2]; TALLEST] {
     std::array::from_fn(|i| sums[i.min(T - 1)])
 }
 

@@ -4,14 +4,14 @@
 use super::{for_tiles, Block, F32Panels, PanelRow, CHANNELS, LANES};
 use std::arch::x86_64::*;
 
-/// Tile heights, largest first.
-pub const TILES: [usize; 5] = [12, 8, 4, 2, 1];
+/// Rows of the tallest tile.
+pub const TALLEST: usize = 12;
 
 /// Task `t`'s channels of every row of `block`.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F; `t` is a task of `w`, `block` holds rows of `w.cols()`
-/// values interleaved for [`TILES`], and no other thread touches task `t`'s channels of
+/// values interleaved for tiles of [`TALLEST`], and no other thread touches task `t`'s channels of
 /// these rows meanwhile.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
@@ -24,12 +24,19 @@ pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
     let (k, n) = (w.cols, w.rows);
     let panels = [w.panel(2 * t).as_ptr(), w.panel(2 * t + 1).as_ptr()];
     let bias = w.task_bias(t).as_ptr();
-    for_tiles(block.tokens, &TILES, |r, size| {
+    for_tiles(block.tokens, TALLEST, |r, size| {
         let x = block.x.as_ptr().add(r * k);
         let sums = match size {
             12 => tile::<12>(x, k, panels, bias),
+            11 => pad(tile::<11>(x, k, panels, bias)),
+            10 => pad(tile::<10>(x, k, panels, bias)),
+            9 => pad(tile::<9>(x, k, panels, bias)),
             8 => pad(tile::<8>(x, k, panels, bias)),
+            7 => pad(tile::<7>(x, k, panels, bias)),
+            6 => pad(tile::<6>(x, k, panels, bias)),
+            5 => pad(tile::<5>(x, k, panels, bias)),
             4 => pad(tile::<4>(x, k, panels, bias)),
+            3 => pad(tile::<3>(x, k, panels, bias)),
             2 => pad(tile::<2>(x, k, panels, bias)),
             _ => pad(tile::<1>(x, k, panels, bias)),
         };
@@ -45,9 +52,9 @@ pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
     });
 }
 
-/// A shorter tile's sums in a tile of 12 (the rest unused).
+/// A shorter tile's sums in a tile of [`TALLEST`] (the rest unused).
 #[inline]
-fn pad<const T: usize>(sums: [[__m512; 2]; T]) -> [[__m512; 2]; 12] {
+fn pad<const T: usize>(sums: [[__m512; 2]; T]) -> [[__m512; 2]; TALLEST] {
     std::array::from_fn(|i| sums[i.min(T - 1)])
 }
 

@@ -135,11 +135,11 @@ pub fn matmul(x: &[f32], m: usize, w: &F32Panels, kernel: Kernel) -> Vec<f32> {
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     let shared = SharedOut(out.as_mut_ptr());
     let tasks = n.div_ceil(CHANNELS);
-    let tiles = tiles_of(kernel);
+    let tallest = tallest_tile(kernel);
     for first in (0..m).step_by(TOKENS_PER_BLOCK) {
         let tokens = TOKENS_PER_BLOCK.min(m - first);
         let block = Block {
-            x: interleave(&x[first * k..(first + tokens) * k], tokens, k, tiles),
+            x: interleave(&x[first * k..(first + tokens) * k], tokens, k, tallest),
             tokens,
             out: &shared,
             first_token: first,
@@ -161,14 +161,14 @@ pub fn matmul(x: &[f32], m: usize, w: &F32Panels, kernel: Kernel) -> Vec<f32> {
     out
 }
 
-/// The tile heights `kernel` takes, largest first.
-fn tiles_of(kernel: Kernel) -> &'static [usize] {
+/// The tallest tile `kernel` takes.
+fn tallest_tile(kernel: Kernel) -> usize {
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512Vnni => &avx512::TILES,
+        Kernel::Avx512Vnni => avx512::TALLEST,
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 | Kernel::AvxVnni => &avx2::TILES,
-        _ => &[1],
+        Kernel::Avx2 | Kernel::AvxVnni => avx2::TALLEST,
+        _ => 1,
     }
 }
 
@@ -196,11 +196,11 @@ impl Block<'_> {
 /// `x`'s `tokens` rows of `k` values with each tile's rows interleaved (tiles as
 /// [`for_tiles`] cuts them): the tile of `size` rows from row `r` at `r * k`, its row
 /// `r + i`, column `c` at `r * k + c * size + i`.
-fn interleave(x: &[f32], tokens: usize, k: usize, sizes: &[usize]) -> Vec<f32> {
+fn interleave(x: &[f32], tokens: usize, k: usize, tallest: usize) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     let mut tiles = Vec::new();
     let mut rest = &mut out[..];
-    for_tiles(tokens, sizes, |r, size| {
+    for_tiles(tokens, tallest, |r, size| {
         let (tile, after) = std::mem::take(&mut rest).split_at_mut(size * k);
         tiles.push((r, size, tile));
         rest = after;
@@ -215,15 +215,11 @@ fn interleave(x: &[f32], tokens: usize, k: usize, sizes: &[usize]) -> Vec<f32> {
     out
 }
 
-/// Runs `tile(first, size)` over rows `0..m` in tiles of the `sizes` (descending, the
-/// last 1): as many of the largest as fit, then of each smaller one.
-fn for_tiles(m: usize, sizes: &[usize], mut tile: impl FnMut(usize, usize)) {
-    let mut r = 0;
-    for &size in sizes {
-        while m - r >= size {
-            tile(r, size);
-            r += size;
-        }
+/// Runs `tile(first, size)` over rows `0..m` in tiles of `tallest` rows, and one of the
+/// rows left: a kernel has a tile of every height up to its tallest.
+fn for_tiles(m: usize, tallest: usize, mut tile: impl FnMut(usize, usize)) {
+    for first in (0..m).step_by(tallest) {
+        tile(first, tallest.min(m - first));
     }
 }
 

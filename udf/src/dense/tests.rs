@@ -18,8 +18,9 @@ fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, bias: &[f32]) -
 
 /// Shapes with ragged edges: tokens that leave every tile height as a remainder, and
 /// channels that end mid-register and mid-panel.
-const SHAPES: [(usize, usize, usize); 7] = [
+const SHAPES: [(usize, usize, usize); 8] = [
     (1, 1, 1),
+    (11, 20, 16),
     (3, 7, 5),
     (13, 33, 64),
     (43, 96, 130),
