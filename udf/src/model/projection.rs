@@ -38,6 +38,7 @@ pub enum Projection {
     Dense(Linear),
     /// f32 on the CPU, the weights and bias in panels ([`crate::dense`]).
     F32 {
+        /// The weights and the bias.
         weights: F32Panels,
         /// The CPU's kernel: its vector width.
         kernel: Kernel,
