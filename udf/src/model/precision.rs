@@ -32,7 +32,7 @@ impl Precision {
     }
 
     /// What to run when no precision is asked for, on a CPU (`on_cpu`) or a GPU: q8
-    /// where this CPU's q8 kernel is a VNNI one (AVX-512 VNNI: ~2.2x f32's documents per
+    /// where this CPU's q8 kernel is a VNNI one (AVX-512 VNNI: 2.1-2.7x f32's documents per
     /// second and ~half its query latency; AVX-VNNI: ~2.3x and ~half; within q8's
     /// fidelity bounds: BENCHMARKS "Refining the first layer", "AVX-VNNI" and "f32 on
     /// panels packed at load"), f32 elsewhere (AVX2 alone runs q8 at 0.5-0.8x f32's
