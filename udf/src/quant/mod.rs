@@ -420,6 +420,13 @@ impl Kernel {
         kernels
     }
 
+    /// Whether this CPU runs this kernel: what the products that take a kernel check
+    /// before they run its instructions.
+    pub fn runs_here(self) -> bool {
+        static AVAILABLE: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();
+        AVAILABLE.get_or_init(Kernel::available).contains(&self)
+    }
+
     /// Whether this CPU has a SIMD kernel (q8 is then worth choosing).
     pub fn is_simd(self) -> bool {
         self != Kernel::Scalar
@@ -470,7 +477,11 @@ fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) 
 /// row-major product, computed on the current rayon pool.
 ///
 /// `a` is in rows; `w` in rows, or in panels for the VNNI kernels.
+///
+/// # Panics
+/// If this CPU does not run `kernel`, or the shapes or layouts do not fit.
 pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
+    assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
     assert_eq!(a.layout, Layout::Rows, "activations are in rows");
     assert!(
