@@ -63,6 +63,7 @@ pub struct Q8Rows {
 impl Q8Rows {
     /// Quantizes `rows` rows of `cols` values (`data.len() == rows * cols`).
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
+        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
         let mut out = Self::zeros(rows, cols);
         out.par_rows_mut()
