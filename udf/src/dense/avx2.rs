@@ -14,37 +14,35 @@ pub const TALLEST: usize = 6;
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `t` is a task of `w`, `block` holds rows of
-/// `w.cols()` values interleaved for tiles of [`TALLEST`], and no other thread touches task `t`'s
-/// channels of these rows meanwhile.
+/// `w.cols()` values interleaved for tiles of [`TALLEST`], and no other thread touches
+/// task `t`'s channels of these rows meanwhile.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn task(block: &Block, w: &F32Panels, t: usize) {
-    let (k, n) = (w.cols, w.rows);
+    let k = w.cols;
     for half in 0..CHANNELS / LANES {
         let channels = w.channels_of(t).saturating_sub(half * LANES).min(LANES);
         if channels == 0 {
             continue;
         }
         let masks = [mask(channels), mask(channels.saturating_sub(WIDTH))];
-        let rows = w.panel(2 * t + half).as_ptr();
-        let bias = w.task_bias(t).as_ptr().add(half * LANES);
         for_tiles(block.tokens, TALLEST, |r, size| {
-            let x = block.x.as_ptr().add(r * k);
-            let sums = match size {
-                6 => tile::<6>(x, k, rows, bias),
-                5 => pad(tile::<5>(x, k, rows, bias)),
-                4 => pad(tile::<4>(x, k, rows, bias)),
-                3 => pad(tile::<3>(x, k, rows, bias)),
-                2 => pad(tile::<2>(x, k, rows, bias)),
-                _ => pad(tile::<1>(x, k, rows, bias)),
+            let tile = Tile {
+                x: block.x.as_ptr().add(r * k),
+                k,
+                rows: w.panel(2 * t + half).as_ptr(),
+                bias: w.task_bias(t).as_ptr().add(half * LANES),
+                // SAFETY: row `r` of the block, this panel's first channel.
+                out: block.out_at(w, r, t * CHANNELS + half * LANES),
+                n: w.rows,
+                masks,
             };
-            // SAFETY: row `r` of the block, this panel's first channel.
-            let out = block.out_at(w, r, t * CHANNELS + half * LANES);
-            for (i, sum) in sums.iter().take(size).enumerate() {
-                for (g, (mask, sum)) in masks.iter().zip(sum).enumerate() {
-                    // SAFETY: row `r + i` of the block, in the lanes the masks keep to
-                    // the matrix's rows.
-                    _mm256_maskstore_ps(out.add(i * n + g * WIDTH), *mask, *sum);
-                }
+            match size {
+                6 => tile.run::<6>(),
+                5 => tile.run::<5>(),
+                4 => tile.run::<4>(),
+                3 => tile.run::<3>(),
+                2 => tile.run::<2>(),
+                _ => tile.run::<1>(),
             }
         });
     }
@@ -57,36 +55,50 @@ unsafe fn mask(held: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(held.min(WIDTH) as i32), lane)
 }
 
-/// A shorter tile's sums in a tile of [`TALLEST`] (the rest unused).
-#[inline]
-fn pad<const T: usize>(sums: [[__m256; 2]; T]) -> [[__m256; 2]; TALLEST] {
-    std::array::from_fn(|i| sums[i.min(T - 1)])
-}
-
-/// The sums of a tile of `T` rows (`x`, interleaved) over `k` columns against a panel's
-/// `k` rows, starting at its 16 biases.
-///
-/// # Safety
-/// AVX2 and FMA; `x` holds `T × k` values, `rows` `k` panel rows, `bias` 16 values.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn tile<const T: usize>(
+/// A tile of rows against one panel: its inputs, weights, bias and where its sums go.
+struct Tile {
+    /// The tile's rows, interleaved: `k` columns of as many values as rows.
     x: *const f32,
     k: usize,
+    /// The panel's `k` rows.
     rows: *const PanelRow,
+    /// The panel's 16 biases.
     bias: *const f32,
-) -> [[__m256; 2]; T] {
-    let start = [_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(WIDTH))];
-    let mut sums = [start; T];
-    for col in 0..k {
-        // Panel rows are aligned to their 64 bytes (`PanelRow`).
-        let row = rows.add(col).cast::<f32>();
-        let w = [_mm256_load_ps(row), _mm256_load_ps(row.add(WIDTH))];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            let v = _mm256_set1_ps(*x.add(col * T + i));
-            sum[0] = _mm256_fmadd_ps(v, w[0], sum[0]);
-            sum[1] = _mm256_fmadd_ps(v, w[1], sum[1]);
+    /// The tile's first row, the panel's first channel, in the `n`-wide product.
+    out: *mut f32,
+    n: usize,
+    /// The lanes of each register that hold one of the matrix's rows.
+    masks: [__m256i; 2],
+}
+
+impl Tile {
+    /// The sums of `T` rows over the `k` columns, starting at the bias, stored.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `x` holds `T × k` values, `rows` `k` panel rows, `bias` 16 values,
+    /// and `out`'s `T` rows the masked lanes, which no other thread touches meanwhile.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn run<const T: usize>(&self) {
+        let start = [
+            _mm256_loadu_ps(self.bias),
+            _mm256_loadu_ps(self.bias.add(WIDTH)),
+        ];
+        let mut sums = [start; T];
+        for col in 0..self.k {
+            // Panel rows are aligned to their 64 bytes (`PanelRow`).
+            let row = self.rows.add(col).cast::<f32>();
+            let w = [_mm256_load_ps(row), _mm256_load_ps(row.add(WIDTH))];
+            for (i, sum) in sums.iter_mut().enumerate() {
+                let v = _mm256_set1_ps(*self.x.add(col * T + i));
+                sum[0] = _mm256_fmadd_ps(v, w[0], sum[0]);
+                sum[1] = _mm256_fmadd_ps(v, w[1], sum[1]);
+            }
+        }
+        for (i, sum) in sums.iter().enumerate() {
+            for (g, (mask, sum)) in self.masks.iter().zip(sum).enumerate() {
+                _mm256_maskstore_ps(self.out.add(i * self.n + g * WIDTH), *mask, *sum);
+            }
         }
     }
-    sums
 }
