@@ -23,3 +23,15 @@ pub(crate) fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// `x · wᵀ` in f64, for x of m rows and w of n rows over k columns.
+pub(crate) fn exact_product(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
+    (0..m)
+        .flat_map(|r| (0..n).map(move |c| (r, c)))
+        .map(|(r, c)| {
+            (0..k)
+                .map(|i| f64::from(x[r * k + i]) * f64::from(w[c * k + i]))
+                .sum()
+        })
+        .collect()
+}

@@ -1,17 +1,12 @@
 use super::{matmul, F32Panels, CHANNELS, TOKENS_PER_BLOCK};
 use crate::quant::Kernel;
-use crate::test_support::{same_bits, values};
+use crate::test_support::{exact_product, same_bits, values};
 
 /// `x · wᵀ + bias` in f64, from the unpacked weights.
 fn reference(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, bias: &[f32]) -> Vec<f64> {
-    let mut out = Vec::with_capacity(m * n);
-    for r in 0..m {
-        for c in 0..n {
-            let dot: f64 = (0..k)
-                .map(|j| f64::from(x[r * k + j]) * f64::from(w[c * k + j]))
-                .sum();
-            out.push(dot + f64::from(bias.get(c).copied().unwrap_or(0.0)));
-        }
+    let mut out = exact_product(x, w, m, n, k);
+    for (i, y) in out.iter_mut().enumerate() {
+        *y += f64::from(bias.get(i % n.max(1)).copied().unwrap_or(0.0));
     }
     out
 }

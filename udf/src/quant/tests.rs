@@ -3,7 +3,7 @@ use super::{
     large_gain_columns, matmul, matmul_f32, quantize_row, Activations, ExactColumns, Kernel,
     Layout, Q8Rows, WeightColumns, BLOCK,
 };
-use crate::test_support::values;
+use crate::test_support::{exact_product, values};
 use rayon::prelude::*;
 
 fn simd_kernels() -> Vec<Kernel> {
@@ -78,19 +78,6 @@ fn every_simd_quantizer_gives_the_scalar_bytes() {
     }
 }
 
-/// `x · wᵀ` in f64, for x of m rows and w of n rows over k columns.
-fn exact_product(x: &[f32], w: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
-    (0..m)
-        .flat_map(|r| (0..n).map(move |c| (r, c)))
-        .map(|(r, c)| {
-            (0..k)
-                .map(|i| f64::from(x[r * k + i]) * f64::from(w[c * k + i]))
-                .sum()
-        })
-        .collect()
-}
-
-/// The product of the dequantized matrices, in f64.
 /// The norm of `got - want` relative to `want`'s.
 fn relative_error(got: &[f32], want: &[f64]) -> f64 {
     let diff: f64 = got
@@ -101,6 +88,7 @@ fn relative_error(got: &[f32], want: &[f64]) -> f64 {
     (diff / want.iter().map(|e| e * e).sum::<f64>()).sqrt()
 }
 
+/// The product of the dequantized matrices, in f64.
 fn reference_product(a: &Q8Rows, w: &Q8Rows) -> Vec<f64> {
     let (da, dw) = (a.dequantize(), w.dequantize());
     exact_product(&da, &dw, a.rows(), w.rows(), a.cols())
