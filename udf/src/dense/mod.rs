@@ -129,7 +129,7 @@ impl F32Panels {
 /// # Panics
 /// If `x` is not `m × w.cols()`, or this CPU does not run `kernel`.
 pub fn matmul(x: &[f32], m: usize, w: &F32Panels, kernel: Kernel) -> Vec<f32> {
-    assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+    kernel.assert_runs_here();
     assert_eq!(x.len(), m * w.cols, "x is not m x cols");
     let (n, k) = (w.rows, w.cols);
     // Not zeroed first: the tasks write every element.

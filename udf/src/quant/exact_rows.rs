@@ -84,7 +84,7 @@ impl ExactRows {
     /// ([`LANES`] partial sums, then those in order), so a row gives the same result
     /// alone or in any batch, on every kernel.
     pub fn overwrite(&self, x: &[f32], out: &mut [f32], n: usize, kernel: Kernel) {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        kernel.assert_runs_here();
         if self.rows.is_empty() || self.k == 0 {
             return;
         }

@@ -63,7 +63,7 @@ pub struct Q8Rows {
 impl Q8Rows {
     /// Quantizes `rows` rows of `cols` values (`data.len() == rows * cols`).
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        kernel.assert_runs_here();
         assert_eq!(data.len(), rows * cols, "data is not rows x cols");
         let mut out = Self::zeros(rows, cols);
         out.par_rows_mut()
@@ -421,11 +421,16 @@ impl Kernel {
         kernels
     }
 
-    /// Whether this CPU runs this kernel: what the products that take a kernel check
-    /// before they run its instructions.
-    pub fn runs_here(self) -> bool {
+    /// Checks that this CPU runs this kernel: what the products that take a kernel do
+    /// before they run its instructions (a `Kernel` is a public value).
+    ///
+    /// # Panics
+    /// If this CPU does not run it.
+    #[track_caller]
+    pub fn assert_runs_here(self) {
         static AVAILABLE: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();
-        AVAILABLE.get_or_init(Kernel::available).contains(&self)
+        let runs = AVAILABLE.get_or_init(Kernel::available).contains(&self);
+        assert!(runs, "{self:?} does not run on this CPU");
     }
 
     /// Whether this CPU has a SIMD kernel (q8 is then worth choosing).
@@ -482,7 +487,7 @@ fn for_each_task(n: usize, per_task: usize, task: impl Fn(usize, usize) + Sync) 
 /// # Panics
 /// If this CPU does not run `kernel`, or the shapes or layouts do not fit.
 pub fn matmul(a: &Q8Rows, w: &Q8Rows, kernel: Kernel) -> Vec<f32> {
-    assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+    kernel.assert_runs_here();
     assert_eq!(a.cols, w.cols, "inner dimensions differ");
     assert_eq!(a.layout, Layout::Rows, "activations are in rows");
     assert!(

@@ -177,7 +177,7 @@ impl<'a> Activations<'a> {
     /// `x`'s m rows of k values, for products with `kernel` by projections whose
     /// [`ExactColumns`] are `exact` (ascending).
     pub fn new(x: &'a [f32], m: usize, k: usize, exact: &'a [usize], kernel: Kernel) -> Self {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        kernel.assert_runs_here();
         assert_eq!(x.len(), m * k, "x is not m x k");
         let mut rest = Q8Rows::zeros(m, k);
         let outliers = split_rows(x.par_chunks_exact(k.max(1)), &mut rest, exact, kernel);
@@ -202,7 +202,7 @@ impl<'a> Activations<'a> {
         kernel: Kernel,
         prepare: impl Fn(usize, &mut [f32]) + Sync,
     ) -> Self {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        kernel.assert_runs_here();
         assert_eq!(x.len(), m * k, "x is not m x k");
         let mut rest = Q8Rows::zeros(m, k);
         let rows = x

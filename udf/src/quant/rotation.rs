@@ -43,7 +43,7 @@ impl Rotation {
 
     /// Rotates `row` in place (its length a multiple of the block).
     pub fn rotate(&self, row: &mut [f32], kernel: Kernel) {
-        assert!(kernel.runs_here(), "{kernel:?} does not run on this CPU");
+        kernel.assert_runs_here();
         assert!(
             row.len().is_multiple_of(self.block),
             "a row of {} values is not in blocks of {}",
